@@ -1,0 +1,163 @@
+// matmul: C[b] = alpha · op(A[b]) · op(B[b]) (+ bias) (+ C[b] when ACCUM)
+//   A is (M,K) row-major, or (K,M) when TRANS_A   (so op(A) is M×K)
+//   B is (K,N) row-major, or (N,K) when TRANS_B   (so op(B) is K×N)
+//   C is (M,N), bias is (N). Batch b = workgroup_id.z; strides and offsets in elements.
+// Defines (prepended `const`s, one pipeline per combination):
+//   TRANS_A, TRANS_B  operand layouts (the backward passes use AᵀB and ABᵀ);
+//   VEC_A, VEC_B      the contiguous dimension, offsets and strides are multiples of 4,
+//                     so a quad is one aligned vec4 load (otherwise 4 bounds-checked scalars);
+//   HAS_BIAS, ACCUM   epilogue: add bias[n]; add into C instead of overwriting it.
+// Two schedules share the loaders and the epilogue:
+//   matmul_tiled   64×64 output tile per 16×16 workgroup, 4×4 per thread, K staged through
+//                  workgroup memory 16 at a time (the schedule for real GPUs);
+//   matmul_direct  32×32 tile per 8×8 workgroup, 4×4 per thread as a mat4x4 product of
+//                  vec4 quads read straight from memory, no barriers (CPU-emulated adapters,
+//                  where a barrier costs a coroutine switch per invocation).
+
+struct Params {
+  M: u32, N: u32, K: u32, _pad0: u32,
+  strideA: u32, strideB: u32, strideC: u32, _pad1: u32,
+  offA: u32, offB: u32, offC: u32, alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+// Four consecutive elements from element index e, of which the first `n` exist.
+fn quadA(e: u32, n: u32) -> vec4<f32> {
+  if (VEC_A) {
+    if (n >= 4u) { return A[e >> 2u]; }
+    return vec4<f32>(0.0);
+  }
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    if (j < n) { let i = e + j; v[j] = A[i >> 2u][i & 3u]; }
+  }
+  return v;
+}
+
+fn quadB(e: u32, n: u32) -> vec4<f32> {
+  if (VEC_B) {
+    if (n >= 4u) { return B[e >> 2u]; }
+    return vec4<f32>(0.0);
+  }
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    if (j < n) { let i = e + j; v[j] = B[i >> 2u][i & 3u]; }
+  }
+  return v;
+}
+
+// How many of the 4 elements starting at `start` lie below `limit`, 0 if `inside` fails.
+fn avail(start: u32, limit: u32, inside: bool) -> u32 {
+  if (!inside || start >= limit) { return 0u; }
+  return min(4u, limit - start);
+}
+
+// The quad of op(A) along k for row m (TRANS_A: the quad along m for row k).
+fn loadAq(b: u32, m: u32, k: u32) -> vec4<f32> {
+  let base = p.offA + b * p.strideA;
+  if (TRANS_A) { return quadA(base + k * p.M + m, avail(m, p.M, k < p.K)); }
+  return quadA(base + m * p.K + k, avail(k, p.K, m < p.M));
+}
+
+// The quad of op(B) along n for row k (TRANS_B: the quad along k for row n).
+fn loadBq(b: u32, k: u32, n: u32) -> vec4<f32> {
+  let base = p.offB + b * p.strideB;
+  if (TRANS_B) { return quadB(base + n * p.K + k, avail(k, p.K, n < p.N)); }
+  return quadB(base + k * p.N + n, avail(n, p.N, k < p.K));
+}
+
+// acc[i][j] is C[m0+i][n0+j] before scaling.
+fn store4x4(b: u32, m0: u32, n0: u32, acc: mat4x4<f32>) {
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + i;
+    if (m >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + j;
+      if (n >= p.N) { break; }
+      let idx = p.offC + b * p.strideC + m * p.N + n;
+      var v = p.alpha * acc[i][j];
+      if (HAS_BIAS) { v += bias[n]; }
+      if (ACCUM) { v += C[idx]; }
+      C[idx] = v;
+    }
+  }
+}
+
+// ---- tiled schedule (workgroup memory) ------------------------------------------------
+const TK: u32 = 16u;
+var<workgroup> As: array<f32, 1024>;   // [TK][64], k-major: a column of the A tile is contiguous
+var<workgroup> Bs: array<f32, 1024>;   // [TK][64]
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
+                @builtin(workgroup_id) wid: vec3<u32>) {
+  let b = wid.z;
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  let t = lid.y * 16u + lid.x;
+  var acc = mat4x4<f32>();
+  for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    // Each of the 256 threads loads one quad of the 64×16 A tile and one of the 16×64 B tile.
+    if (TRANS_A) {
+      let kr = t >> 4u; let mq = (t & 15u) * 4u;
+      let v = loadAq(b, m0 + mq, k0 + kr);
+      for (var j = 0u; j < 4u; j++) { As[kr * 64u + mq + j] = v[j]; }
+    } else {
+      let r = t >> 2u; let kq = (t & 3u) * 4u;
+      let v = loadAq(b, m0 + r, k0 + kq);
+      for (var j = 0u; j < 4u; j++) { As[(kq + j) * 64u + r] = v[j]; }
+    }
+    if (TRANS_B) {
+      let r = t >> 2u; let kq = (t & 3u) * 4u;
+      let v = loadBq(b, k0 + kq, n0 + r);
+      for (var j = 0u; j < 4u; j++) { Bs[(kq + j) * 64u + r] = v[j]; }
+    } else {
+      let kr = t >> 4u; let nq = (t & 15u) * 4u;
+      let v = loadBq(b, k0 + kr, n0 + nq);
+      for (var j = 0u; j < 4u; j++) { Bs[kr * 64u + nq + j] = v[j]; }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk++) {
+      let ai = kk * 64u + lid.y * 4u;
+      let bi = kk * 64u + lid.x * 4u;
+      let a = vec4<f32>(As[ai], As[ai + 1u], As[ai + 2u], As[ai + 3u]);
+      let bv = vec4<f32>(Bs[bi], Bs[bi + 1u], Bs[bi + 2u], Bs[bi + 3u]);
+      acc[0] += a.x * bv; acc[1] += a.y * bv; acc[2] += a.z * bv; acc[3] += a.w * bv;
+    }
+    workgroupBarrier();
+  }
+  store4x4(b, m0 + lid.y * 4u, n0 + lid.x * 4u, acc);
+}
+
+// ---- direct schedule (registers only) ---------------------------------------------------
+@compute @workgroup_size(8, 8, 1)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let b = gid.z;
+  let m0 = gid.y * 4u;
+  let n0 = gid.x * 4u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  // Am's column i = op(A)[m0+i][k..k+3]; Bm's column c = op(B)[k+c][n0..n0+3];
+  // so Bm·Am is the 4×4 block's transpose: column i = C[m0+i][n0..n0+3].
+  var acc = mat4x4<f32>();
+  for (var k = 0u; k < p.K; k += 4u) {
+    var Am: mat4x4<f32>;
+    var Bm: mat4x4<f32>;
+    if (TRANS_A) {
+      Am = transpose(mat4x4<f32>(loadAq(b, m0, k), loadAq(b, m0, k + 1u), loadAq(b, m0, k + 2u), loadAq(b, m0, k + 3u)));
+    } else {
+      Am = mat4x4<f32>(loadAq(b, m0, k), loadAq(b, m0 + 1u, k), loadAq(b, m0 + 2u, k), loadAq(b, m0 + 3u, k));
+    }
+    if (TRANS_B) {
+      Bm = transpose(mat4x4<f32>(loadBq(b, k, n0), loadBq(b, k, n0 + 1u), loadBq(b, k, n0 + 2u), loadBq(b, k, n0 + 3u)));
+    } else {
+      Bm = mat4x4<f32>(loadBq(b, k, n0), loadBq(b, k + 1u, n0), loadBq(b, k + 2u, n0), loadBq(b, k + 3u, n0));
+    }
+    acc += Bm * Am;
+  }
+  store4x4(b, m0, n0, acc);
+}
