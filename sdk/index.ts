@@ -4,4 +4,6 @@ export { createRuntime, Runtime, type RuntimeOptions, type AdapterSummary } from
 export { Batch, Params } from './gpu/launch.js';
 export { PipelineCache, type Shader } from './gpu/pipelines.js';
 export { BufferPool } from './gpu/buffers.js';
+export { Tensor, type DType } from './gpu/tensor.js';
+export { recordMatmul, type MatmulArgs } from './kernels/matmul.js';
 export * as ops from './ops.js';
