@@ -2,3 +2,5 @@
 // Each call uploads, records one batch, submits and reads back; the engine keeps data on
 // the GPU instead. One file per kernel family under sdk/ops/.
 export * from './ops/matmul.js';
+export * from './ops/loss.js';
+export * from './ops/lora.js';

@@ -10,12 +10,15 @@
 // Two schedules share the loaders and the epilogue:
 //   matmul_tiled   64×64 output tile per 16×16 workgroup, 4×4 per thread, K staged through
 //                  workgroup memory 16 at a time (the schedule for real GPUs);
-//   matmul_direct  32×32 tile per 8×8 workgroup, 4×4 per thread as a mat4x4 product of
-//                  vec4 quads read straight from memory, no barriers (CPU-emulated adapters,
-//                  where a barrier costs a coroutine switch per invocation).
+//   matmul_direct  (+ matmul_direct_edge for the borders) 16×16 per thread as mat4x4
+//                  products of vec4 quads read straight from memory, no workgroup memory and
+//                  no barriers: the schedule for CPU-emulated adapters (SwiftShader), where
+//                  every load is a per-lane gather, workgroup memory is slower still and a
+//                  barrier switches coroutines, so the most multiply-adds per load wins.
 
 struct Params {
   M: u32, N: u32, K: u32, _pad0: u32,
+  fastM: u32, fastN: u32, _pad2: u32, _pad3: u32,
   strideA: u32, strideB: u32, strideC: u32, _pad1: u32,
   offA: u32, offB: u32, offC: u32, alpha: f32,
 }
@@ -135,14 +138,102 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
 }
 
 // ---- direct schedule (registers only) ---------------------------------------------------
-@compute @workgroup_size(8, 8, 1)
+// matmul_direct: each thread owns a 16×16 block of C as 16 mat4x4 accumulators (acc_rc's
+// column i is C[m0+4r+i][n0+4c .. +3]). Per step of 4 k it loads 4 Am_r (column i =
+// op(A)[m0+4r+i][k..k+3]) and 4 Bm_c (column j = op(B)[k+j][n0+4c..]), 32 vec4 loads, and
+// does acc_rc += Bm_c · Am_r: 1024 multiply-adds. It covers the interior [0,M16)×[0,N16)
+// of aligned operands with unchecked loads; matmul_direct_edge covers the rest.
+fn amatFast(base: u32, m: u32, k: u32) -> mat4x4<f32> {
+  if (TRANS_A) {
+    let e = (base + k * p.M + m) >> 2u;
+    let s = p.M >> 2u;
+    return transpose(mat4x4<f32>(A[e], A[e + s], A[e + 2u * s], A[e + 3u * s]));
+  }
+  let e = (base + m * p.K + k) >> 2u;
+  let s = p.K >> 2u;
+  return mat4x4<f32>(A[e], A[e + s], A[e + 2u * s], A[e + 3u * s]);
+}
+
+fn bmatFast(base: u32, k: u32, n: u32) -> mat4x4<f32> {
+  if (TRANS_B) {
+    let e = (base + n * p.K + k) >> 2u;
+    let s = p.K >> 2u;
+    return transpose(mat4x4<f32>(B[e], B[e + s], B[e + 2u * s], B[e + 3u * s]));
+  }
+  let e = (base + k * p.N + n) >> 2u;
+  let s = p.N >> 2u;
+  return mat4x4<f32>(B[e], B[e + s], B[e + 2u * s], B[e + 3u * s]);
+}
+
+// One element of op(A) / op(B) (in range by construction).
+fn aAt(base: u32, m: u32, k: u32) -> f32 {
+  var i = base + m * p.K + k;
+  if (TRANS_A) { i = base + k * p.M + m; }
+  return A[i >> 2u][i & 3u];
+}
+fn bAt(base: u32, k: u32, n: u32) -> f32 {
+  var i = base + k * p.N + n;
+  if (TRANS_B) { i = base + n * p.K + k; }
+  return B[i >> 2u][i & 3u];
+}
+
+@compute @workgroup_size(4, 4, 1)
 fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let b = gid.z;
+  let m0 = gid.y * 16u;
+  let n0 = gid.x * 16u;
+  if (m0 + 16u > p.M || n0 + 16u > p.N) { return; }
+  let ba = p.offA + b * p.strideA;
+  let bb = p.offB + b * p.strideB;
+  var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>(); var c03 = mat4x4<f32>();
+  var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>(); var c12 = mat4x4<f32>(); var c13 = mat4x4<f32>();
+  var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>(); var c22 = mat4x4<f32>(); var c23 = mat4x4<f32>();
+  var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>(); var c32 = mat4x4<f32>(); var c33 = mat4x4<f32>();
+  var k = 0u;
+  for (; k + 4u <= p.K; k += 4u) {
+    let a0 = amatFast(ba, m0, k); let a1 = amatFast(ba, m0 + 4u, k);
+    let a2 = amatFast(ba, m0 + 8u, k); let a3 = amatFast(ba, m0 + 12u, k);
+    let b0 = bmatFast(bb, k, n0); let b1 = bmatFast(bb, k, n0 + 4u);
+    let b2 = bmatFast(bb, k, n0 + 8u); let b3 = bmatFast(bb, k, n0 + 12u);
+    c00 += b0 * a0; c01 += b1 * a0; c02 += b2 * a0; c03 += b3 * a0;
+    c10 += b0 * a1; c11 += b1 * a1; c12 += b2 * a1; c13 += b3 * a1;
+    c20 += b0 * a2; c21 += b1 * a2; c22 += b2 * a2; c23 += b3 * a2;
+    c30 += b0 * a3; c31 += b1 * a3; c32 += b2 * a3; c33 += b3 * a3;
+  }
+  // K % 4 tail (only TRANS_A or TRANS_B operands can leave one): rank-1 updates.
+  for (; k < p.K; k++) {
+    let a0 = vec4<f32>(aAt(ba, m0, k), aAt(ba, m0 + 1u, k), aAt(ba, m0 + 2u, k), aAt(ba, m0 + 3u, k));
+    let a1 = vec4<f32>(aAt(ba, m0 + 4u, k), aAt(ba, m0 + 5u, k), aAt(ba, m0 + 6u, k), aAt(ba, m0 + 7u, k));
+    let a2 = vec4<f32>(aAt(ba, m0 + 8u, k), aAt(ba, m0 + 9u, k), aAt(ba, m0 + 10u, k), aAt(ba, m0 + 11u, k));
+    let a3 = vec4<f32>(aAt(ba, m0 + 12u, k), aAt(ba, m0 + 13u, k), aAt(ba, m0 + 14u, k), aAt(ba, m0 + 15u, k));
+    let b0 = vec4<f32>(bAt(bb, k, n0), bAt(bb, k, n0 + 1u), bAt(bb, k, n0 + 2u), bAt(bb, k, n0 + 3u));
+    let b1 = vec4<f32>(bAt(bb, k, n0 + 4u), bAt(bb, k, n0 + 5u), bAt(bb, k, n0 + 6u), bAt(bb, k, n0 + 7u));
+    let b2 = vec4<f32>(bAt(bb, k, n0 + 8u), bAt(bb, k, n0 + 9u), bAt(bb, k, n0 + 10u), bAt(bb, k, n0 + 11u));
+    let b3 = vec4<f32>(bAt(bb, k, n0 + 12u), bAt(bb, k, n0 + 13u), bAt(bb, k, n0 + 14u), bAt(bb, k, n0 + 15u));
+    c00 += outer(b0, a0); c01 += outer(b1, a0); c02 += outer(b2, a0); c03 += outer(b3, a0);
+    c10 += outer(b0, a1); c11 += outer(b1, a1); c12 += outer(b2, a1); c13 += outer(b3, a1);
+    c20 += outer(b0, a2); c21 += outer(b1, a2); c22 += outer(b2, a2); c23 += outer(b3, a2);
+    c30 += outer(b0, a3); c31 += outer(b1, a3); c32 += outer(b2, a3); c33 += outer(b3, a3);
+  }
+  store4x4(b, m0, n0, c00); store4x4(b, m0, n0 + 4u, c01); store4x4(b, m0, n0 + 8u, c02); store4x4(b, m0, n0 + 12u, c03);
+  store4x4(b, m0 + 4u, n0, c10); store4x4(b, m0 + 4u, n0 + 4u, c11); store4x4(b, m0 + 4u, n0 + 8u, c12); store4x4(b, m0 + 4u, n0 + 12u, c13);
+  store4x4(b, m0 + 8u, n0, c20); store4x4(b, m0 + 8u, n0 + 4u, c21); store4x4(b, m0 + 8u, n0 + 8u, c22); store4x4(b, m0 + 8u, n0 + 12u, c23);
+  store4x4(b, m0 + 12u, n0, c30); store4x4(b, m0 + 12u, n0 + 4u, c31); store4x4(b, m0 + 12u, n0 + 8u, c32); store4x4(b, m0 + 12u, n0 + 12u, c33);
+}
+
+// outer(b, a): column i = a[i] · b (a rank-1 update in the accumulators' layout).
+fn outer(bv: vec4<f32>, av: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(av.x * bv, av.y * bv, av.z * bv, av.w * bv);
+}
+
+// matmul_direct_edge: 4×4 per thread with bounds-checked loads, for the blocks that
+// matmul_direct does not cover (p.fastM × p.fastN is the interior it did; 0×0 if none).
+@compute @workgroup_size(8, 8, 1)
+fn matmul_direct_edge(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b = gid.z;
   let m0 = gid.y * 4u;
   let n0 = gid.x * 4u;
-  if (m0 >= p.M || n0 >= p.N) { return; }
-  // Am's column i = op(A)[m0+i][k..k+3]; Bm's column c = op(B)[k+c][n0..n0+3];
-  // so Bm·Am is the 4×4 block's transpose: column i = C[m0+i][n0..n0+3].
+  if (m0 >= p.M || n0 >= p.N || (m0 < p.fastM && n0 < p.fastN)) { return; }
   var acc = mat4x4<f32>();
   for (var k = 0u; k < p.K; k += 4u) {
     var Am: mat4x4<f32>;

@@ -42,7 +42,9 @@ export async function findSwiftShaderIcd(): Promise<string | null> {
 export async function requestNodeAdapter(
   powerPreference: GPUPowerPreference | undefined,
   allowSoftware: boolean,
+  robust: boolean,
 ): Promise<GPUAdapter> {
+  const flags = dawnFlags(robust);
   const dawn = await loadDawn();
   // Dawn's classes (GPUBufferUsage, GPUShaderStage, ...) must be global for WebGPU code.
   for (const [k, v] of Object.entries(dawn.globals)) {
@@ -50,14 +52,14 @@ export async function requestNodeAdapter(
   }
   const opts: GPURequestAdapterOptions = powerPreference ? { powerPreference } : {};
   // The GPU instance must stay reachable: it drives every pending promise of its devices.
-  let gpu = dawn.create([]);
+  let gpu = dawn.create(flags);
   instances.push(gpu);
   let adapter = await gpu.requestAdapter(opts);
   if (!adapter && allowSoftware && process.platform === 'linux' && !process.env.VK_ICD_FILENAMES) {
     const icd = await findSwiftShaderIcd();
     if (icd) {
       process.env.VK_ICD_FILENAMES = icd;
-      gpu = dawn.create([]);
+      gpu = dawn.create(flags);
       instances.push(gpu);
       adapter = await gpu.requestAdapter(opts);
     }
@@ -66,4 +68,15 @@ export async function requestNodeAdapter(
     throw new EdgeTuneError('NO_WEBGPU', `no WebGPU adapter found in Node. ${HOW_TO}`);
   }
   return adapter;
+}
+
+/**
+ * Dawn instance flags. Without `robust`, Dawn's robustness transform is off: every edgetune
+ * kernel bounds-checks its own accesses (the tests run ragged shapes on every kernel), and
+ * on SwiftShader the per-access clamps cost about a third of matmul throughput.
+ * EDGETUNE_DAWN_FLAGS (space-separated) adds flags.
+ */
+function dawnFlags(robust: boolean): string[] {
+  const extra = (process.env.EDGETUNE_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  return robust ? extra : ['enable-dawn-features=disable_robustness', ...extra];
 }

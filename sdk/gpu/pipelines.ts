@@ -7,19 +7,24 @@ export interface Shader {
   readonly code: string;
 }
 
-export type Constants = Record<string, number | boolean>;
+/** Compile-time defines: booleans → bool, integers → u32, other numbers → f32; `{ f32 }` / `{ i32 }` force a type. */
+export type Constants = Record<string, number | boolean | { f32: number } | { i32: number }>;
+
+function defineText(k: string, v: Constants[string]): string {
+  if (typeof v === 'boolean') return `const ${k}: bool = ${v};`;
+  const [type, x] = typeof v === 'number' ? [Number.isInteger(v) && v >= 0 ? 'u32' : 'f32', v] : 'f32' in v ? ['f32', v.f32] : ['i32', v.i32];
+  if (!Number.isFinite(x)) throw new EdgeTuneError('INVALID_ARGUMENT', `shader define ${k} must be finite`);
+  if (type === 'u32') return `const ${k}: u32 = ${x}u;`;
+  if (type === 'i32') return `const ${k}: i32 = ${Math.trunc(x)}i;`;
+  return `const ${k}: f32 = ${Number.isInteger(x) ? `${x}.0` : x.toExponential()};`;
+}
 
 /** Prepends `const NAME = value;` lines: compile-time specialisation that may change types and loop bounds. */
 function specialise(shader: Shader, defines: Constants | undefined): { code: string; prefixLines: number } {
   if (!defines || Object.keys(defines).length === 0) return { code: shader.code, prefixLines: 0 };
   const lines = Object.keys(defines)
     .sort()
-    .map((k) => {
-      const v = defines[k]!;
-      if (typeof v === 'boolean') return `const ${k}: bool = ${v};`;
-      if (!Number.isFinite(v)) throw new EdgeTuneError('INVALID_ARGUMENT', `shader define ${k} must be finite`);
-      return Number.isInteger(v) ? `const ${k}: u32 = ${v}u;` : `const ${k}: f32 = ${v};`;
-    });
+    .map((k) => defineText(k, defines[k]!));
   return { code: lines.join('\n') + '\n' + shader.code, prefixLines: lines.length };
 }
 
@@ -51,7 +56,7 @@ export class PipelineCache {
   }
 
   static key(shader: Shader, entry: string, defines?: Constants): string {
-    const d = defines ? Object.keys(defines).sort().map((k) => `${k}=${defines[k]}`).join(',') : '';
+    const d = defines ? Object.keys(defines).sort().map((k) => defineText(k, defines[k]!)).join('') : '';
     return `${shader.name}#${entry}#${d}`;
   }
 

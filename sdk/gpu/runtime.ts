@@ -11,6 +11,12 @@ export interface RuntimeOptions {
   powerPreference?: GPUPowerPreference;
   /** Node only: allow the SwiftShader software fallback (default true). */
   allowSoftware?: boolean;
+  /**
+   * Node only: keep Dawn's robust buffer access (default false: edgetune's kernels check
+   * their own bounds, and the clamps cost a third of software-adapter throughput).
+   * Browsers always keep robustness.
+   */
+  robust?: boolean;
 }
 
 export interface AdapterSummary {
@@ -149,7 +155,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   let adapter: GPUAdapter | null = null;
   if (isNode()) {
     const { requestNodeAdapter } = await import('./node-gpu.js');
-    adapter = await requestNodeAdapter(options.powerPreference, options.allowSoftware ?? true);
+    adapter = await requestNodeAdapter(options.powerPreference, options.allowSoftware ?? true, options.robust ?? false);
   } else {
     const gpu = (globalThis as { navigator?: Navigator }).navigator?.gpu;
     if (!gpu) {

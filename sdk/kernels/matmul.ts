@@ -64,16 +64,30 @@ export async function recordMatmul(rt: Runtime, batch: Batch, args: MatmulArgs):
     ACCUM: !!args.accumulate,
   };
   const schedule = pickSchedule(rt, args.schedule);
-  const pipeline = await rt.pipelines.get(shader, schedule === 'tiled' ? 'matmul_tiled' : 'matmul_direct', defines);
-  const params = new Params()
-    .u32(m).u32(n).u32(k).u32(0)
-    .u32(strideA).u32(strideB).u32(strideC).u32(0)
-    .u32(offA).u32(offB).u32(offC).f32(args.alpha ?? 1);
-  const tile = schedule === 'tiled' ? 64 : 32;
-  const gx = Math.ceil(n / tile);
-  const gy = Math.ceil(m / tile);
   if (nb > rt.limits.maxComputeWorkgroupsPerDimension) {
     throw new EdgeTuneError('TOO_LARGE', `matmul batch of ${nb} exceeds ${rt.limits.maxComputeWorkgroupsPerDimension}; split it`);
   }
-  batch.dispatch(pipeline, params, [args.a, args.b, args.c, args.bias ?? rt.dummy], [gx, gy, nb]);
+  const buffers = [args.a, args.b, args.c, args.bias ?? rt.dummy];
+  const params = (fastM: number, fastN: number) => new Params()
+    .u32(m).u32(n).u32(k).u32(0)
+    .u32(fastM).u32(fastN).u32(0).u32(0)
+    .u32(strideA).u32(strideB).u32(strideC).u32(0)
+    .u32(offA).u32(offB).u32(offC).f32(args.alpha ?? 1);
+  if (schedule === 'tiled') {
+    const pipeline = await rt.pipelines.get(shader, 'matmul_tiled', defines);
+    batch.dispatch(pipeline, params(0, 0), buffers, [Math.ceil(n / 64), Math.ceil(m / 64), nb]);
+    return;
+  }
+  // direct: unchecked 16×16 blocks over the aligned interior, checked 4×4 blocks elsewhere.
+  const fast = defines.VEC_A && defines.VEC_B;
+  const fastM = fast ? m - (m % 16) : 0;
+  const fastN = fast ? n - (n % 16) : 0;
+  if (fastM > 0 && fastN > 0) {
+    const pipeline = await rt.pipelines.get(shader, 'matmul_direct', defines);
+    batch.dispatch(pipeline, params(fastM, fastN), buffers, [Math.ceil(fastN / 64), Math.ceil(fastM / 64), nb]);
+  }
+  if (fastM < m || fastN < n) {
+    const pipeline = await rt.pipelines.get(shader, 'matmul_direct_edge', defines);
+    batch.dispatch(pipeline, params(fastM, fastN), buffers, [Math.ceil(n / 32), Math.ceil(m / 32), nb]);
+  }
 }

@@ -1,0 +1,133 @@
+// The runtime: adapter info, shared devices, device loss, compile errors that name
+// file:line, the pipeline cache and the batch recorder.
+import { describe, expect, test } from 'vitest';
+import { createRuntime, EdgeTuneError, Params, Tensor } from '../sdk/index.js';
+import { testRuntime } from './helpers/runtime.js';
+
+describe('runtime', () => {
+  test('reports the adapter, limits and features', async () => {
+    const rt = await testRuntime();
+    expect(typeof rt.adapter.vendor).toBe('string');
+    expect(rt.adapter.vendor.length + rt.adapter.architecture.length + rt.adapter.description.length).toBeGreaterThan(0);
+    expect(rt.limits.maxComputeWorkgroupStorageSize).toBeGreaterThanOrEqual(16384);
+    expect(rt.features).toBeInstanceOf(Set);
+    if (rt.adapter.architecture === 'swiftshader') expect(rt.adapter.software).toBe(true);
+  });
+
+  test('without the software fallback: a hardware adapter or NO_WEBGPU', async () => {
+    let rt2;
+    try {
+      rt2 = await createRuntime({ allowSoftware: false });
+    } catch (e) {
+      expect(e).toBeInstanceOf(EdgeTuneError);
+      expect((e as EdgeTuneError).code).toBe('NO_WEBGPU');
+      expect((e as Error).message).toMatch(/setup-webgpu|VK_ICD_FILENAMES/);
+      return;
+    }
+    expect(rt2.device).toBeDefined();
+    rt2.destroy();
+  });
+
+  test('accepts an existing device and shares it', async () => {
+    const rt = await testRuntime();
+    const shared = await createRuntime({ device: rt.device });
+    expect(shared.device).toBe(rt.device);
+    const t = Tensor.from(shared, new Float32Array([1, 2, 3]), [3]);
+    expect(Array.from(await rt.readF32(t.buffer, 3))).toEqual([1, 2, 3]);
+    t.release();
+  });
+
+  test('device loss is exposed, and later work throws DEVICE_LOST', async () => {
+    const rt = await createRuntime();
+    rt.destroy();
+    const info = await rt.lost;
+    expect(info.reason).toBe('destroyed');
+    expect(rt.isDeviceLost).toBe(true);
+    expect(() => rt.batch()).toThrow(EdgeTuneError);
+    try {
+      rt.upload(new Float32Array(4));
+    } catch (e) {
+      expect((e as EdgeTuneError).code).toBe('DEVICE_LOST');
+    }
+    expect(() => rt.upload(new Float32Array(4))).toThrow(/lost/);
+  });
+});
+
+describe('pipelines and batches', () => {
+  const good = {
+    name: 'scale.wgsl',
+    code: `struct P { n: u32, s: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < p.n) { x[g.x] = x[g.x] * p.s + OFFSET; }
+}`,
+  };
+
+  test('each shader + constants combination compiles once', async () => {
+    const rt = await testRuntime();
+    const before = rt.pipelines.compiled;
+    const p1 = await rt.pipelines.get(good, 'main', { OFFSET: 1.5 });
+    const p2 = await rt.pipelines.get(good, 'main', { OFFSET: 1.5 });
+    const p3 = await rt.pipelines.get(good, 'main', { OFFSET: 2.5 });
+    expect(p1).toBe(p2);
+    expect(p3).not.toBe(p1);
+    expect(rt.pipelines.compiled - before).toBe(2);
+  });
+
+  test('one batch runs many dispatches in order with their own params', async () => {
+    const rt = await testRuntime();
+    const pipe = await rt.pipelines.get(good, 'main', { OFFSET: 0.5 });
+    const x = Tensor.from(rt, new Float32Array([1, 2, 3, 4, 5]), [5]);
+    const batch = rt.batch('two steps');
+    batch.dispatch(pipe, new Params().u32(5).f32(2), [x.buffer], [1]);
+    batch.dispatch(pipe, new Params().u32(3).f32(10), [x.buffer], [1]);
+    expect(batch.size).toBe(2);
+    await batch.submit();
+    // first: 2x + 0.5; second (first 3 only): 10y + 0.5
+    expect(Array.from(await x.read())).toEqual([25.5, 45.5, 65.5, 8.5, 10.5]);
+    x.release();
+  });
+
+  test('a compile error names the WGSL file and line', async () => {
+    const rt = await testRuntime();
+    const bad = { name: 'broken.wgsl', code: 'fn ok() {}\n\n@compute @workgroup_size(1)\nfn main() {\n  let x: f32 = undefined_thing;\n}\n' };
+    await expect(rt.pipelines.get(bad, 'main', { A: 1 })).rejects.toThrow(/broken\.wgsl:5:/);
+    await expect(rt.pipelines.get(bad, 'main')).rejects.toMatchObject({ code: 'SHADER_COMPILE' });
+  });
+
+  test('a validation error at submit is an EdgeTuneError', async () => {
+    const rt = await testRuntime();
+    const pipe = await rt.pipelines.get(good, 'main', { OFFSET: { f32: 0 } });
+    const batch = rt.batch('bad binding');
+    batch.dispatch(pipe, new Params().u32(1).f32(1), [], [1]); // missing binding 1
+    await expect(batch.submit()).rejects.toMatchObject({ code: 'GPU_ERROR' });
+  });
+
+  test('dispatches over the per-dimension limit are refused', async () => {
+    const rt = await testRuntime();
+    const pipe = await rt.pipelines.get(good, 'main', { OFFSET: { f32: 0 } });
+    expect(() => rt.batch().dispatch(pipe, null, [], [rt.limits.maxComputeWorkgroupsPerDimension + 1])).toThrow(/exceeds/);
+  });
+
+  test('the buffer pool recycles buffers by size class', async () => {
+    const rt = await testRuntime();
+    const a = rt.pool.acquire(1000);
+    expect(a.size % 16).toBe(0);
+    expect(a.size).toBeGreaterThanOrEqual(1000);
+    rt.pool.release(a);
+    const b = rt.pool.acquire(996);
+    expect(b).toBe(a);
+    rt.pool.release(b);
+  });
+
+  test('tensors check their shapes', async () => {
+    const rt = await testRuntime();
+    expect(() => Tensor.from(rt, new Float32Array(5), [2, 3])).toThrow(EdgeTuneError);
+    const t = Tensor.from(rt, new Int32Array([7, -8]), [2]);
+    expect(t.dtype).toBe('i32');
+    expect(Array.from(await t.readInt())).toEqual([7, -8]);
+    t.release();
+  });
+});
