@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// edgetune command line. `edgetune selfcheck` prints the WebGPU adapter and checks a
+// matmul against a float64 CPU reference.
+import { createRuntime, ops, EdgeTuneError } from '../dist/edgetune.js';
+
+const [cmd = 'selfcheck', ...rest] = process.argv.slice(2);
+
+function mulberry32(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+async function selfcheck() {
+  const rt = await createRuntime();
+  const a = rt.adapter;
+  console.log(`adapter: vendor=${a.vendor || '?'} architecture=${a.architecture || '?'} (${a.description || a.device || 'no description'})${a.software ? ' [software]' : ''}`);
+  console.log(`limits: maxStorageBufferBindingSize=${rt.limits.maxStorageBufferBindingSize} maxComputeWorkgroupStorageSize=${rt.limits.maxComputeWorkgroupStorageSize}`);
+  let worst = 0;
+  const shapes = [[1, 1, 1], [7, 13, 5], [33, 65, 17], [128, 96, 80]];
+  for (const [m, k, n] of shapes) {
+    for (const transB of [false, true]) {
+      const r = mulberry32(m * 31 + k * 7 + n);
+      const x = Float32Array.from({ length: m * k }, r);
+      const y = Float32Array.from({ length: k * n }, r);
+      const t0 = performance.now();
+      const got = await ops.matmul(rt, x, y, { m, k, n, transB });
+      const ms = performance.now() - t0;
+      let err = 0, scale = 1;
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let l = 0; l < k; l++) s += x[i * k + l] * (transB ? y[j * k + l] : y[l * n + j]);
+        scale = Math.max(scale, Math.abs(s));
+        err = Math.max(err, Math.abs(s - got[i * n + j]));
+      }
+      worst = Math.max(worst, err / scale);
+      console.log(`matmul ${m}×${k}×${n}${transB ? ' (Bᵀ)' : ''}: rel. error ${(err / scale).toExponential(2)} in ${ms.toFixed(1)} ms`);
+    }
+  }
+  const ok = worst <= 1e-4;
+  console.log(`self-check: ${ok ? 'PASS' : 'FAIL'} (worst relative error ${worst.toExponential(2)}, limit 1e-4)`);
+  rt.destroy();
+  return ok ? 0 : 1;
+}
+
+const commands = { selfcheck };
+try {
+  if (!(cmd in commands)) {
+    console.error(`unknown command '${cmd}'. Commands: ${Object.keys(commands).join(', ')}`);
+    process.exit(2);
+  }
+  process.exit(await commands[cmd](rest));
+} catch (e) {
+  if (e instanceof EdgeTuneError) {
+    console.error(`edgetune: ${e.code}: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+}
