@@ -4,3 +4,4 @@
 export * from './ops/matmul.js';
 export * from './ops/loss.js';
 export * from './ops/lora.js';
+export * from './ops/nn.js';
