@@ -13,3 +13,12 @@ export { encodeBox, decodeBox, boxToTokenIds, tokenIdsToBox, isLocToken, pointCe
 export { Linear, type LinearOptions, type AdapterKind, type NamedParam } from './nn/linear.js';
 export { recordLoraForward, recordLoraProject, recordLoraBackward, loraStateLayout, dropoutMask, dropoutStepSeed, MAX_RANK, type LoraDims, type DropoutSpec } from './kernels/lora.js';
 export { recordDualLoraForward, recordDualLoraProject, recordDualLoraBackward, dualLoraStateLayout } from './kernels/dual_lora.js';
+export { Dense, type DenseOptions } from './nn/dense.js';
+export { Embedding, type EmbeddingOptions } from './nn/embedding.js';
+export { RMSNorm, LayerNorm, type NormOptions } from './nn/norm.js';
+export { Rope, RopeTable, type RopeOptions, type RopeTableOptions } from './nn/rope.js';
+export { SwigluMlp, GeluMlp, denseFactory, type LinearLike, type LinearSpec, type LinearFactory, type MlpOptions } from './nn/mlp.js';
+export { Residual } from './nn/residual.js';
+export { PatchEmbed, type PatchEmbedOptions } from './nn/patch_embed.js';
+export { LmHead, type LmHeadOptions } from './nn/lm_head.js';
+export { normalInit } from './nn/init.js';
