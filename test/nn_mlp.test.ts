@@ -177,36 +177,68 @@ describe('SwigluMlp and GeluMlp', () => {
     mlp.release();
   });
 
-  it('a LinearFactory slots in the adapter Linear: same y and dx, adapter grads, no leak across steps', async () => {
+  it('a LinearFactory slots in the adapter Linear: same y and dx while B = 0, adapter gradients', async () => {
     const rt = await testRuntime();
     const m = 7, d = 5, f = 9;
     const weights = { gate_proj: randn(d * f, 1), up_proj: randn(d * f, 2), down_proj: randn(f * d, 3) } as Record<string, Float32Array>;
     const linears: Linear[] = [];
     const mlp = new SwigluMlp(rt, {
       d, dFf: f,
-      linear: (s): LinearLike => {
+      linear: (s) => {
         const lin = new Linear(rt, { inFeatures: s.inFeatures, outFeatures: s.outFeatures, weight: weights[s.name]!, adapter: 'lora', rank: 2, seed: s.seed });
         linears.push(lin);
-        // This Linear returns tensors its caller owns.
-        return Object.assign(lin, { callerOwnsOutputs: true });
+        return lin;
       },
     });
     expect(linears.length).toBe(3);
     const x = randn(m * d, 7), dy = randn(m * d, 8);
     const ref = { x, wg: weights.gate_proj!, wu: weights.up_proj!, wd: weights.down_proj!, m, d, f };
-    let live = 0;
-    for (let step = 0; step < 3; step++) {
-      const got = await runMlp(rt, mlp, x, dy, m, d);
-      // B = 0 at init: the adapted MLP equals the base one.
-      expect(relError(got.y, swigluMlpRef(ref))).toBeLessThan(TOL);
-      expect(relError(got.dx, swigluMlpBackwardRef(ref, dy).dx)).toBeLessThan(TOL);
-      if (step === 1) live = rt.pool.liveBytes;
-      if (step === 2) expect(rt.pool.liveBytes).toBe(live);
+    const got = await runMlp(rt, mlp, x, dy, m, d);
+    expect(relError(got.y, swigluMlpRef(ref))).toBeLessThan(TOL);
+    expect(relError(got.dx, swigluMlpBackwardRef(ref, dy).dx)).toBeLessThan(TOL);
+    for (const lin of linears) {
+      const dB = await lin.adapterParams().find((p) => p.name === 'b')!.grad.read();
+      expect(dB.some((v) => v !== 0)).toBe(true);
     }
-    const dB = await linears[2]!.adapterParams().find((p) => p.name === 'b')!.grad.read();
-    expect(dB.some((v) => v !== 0)).toBe(true);
     mlp.release();
-    for (const l of linears) l.release();
+  });
+
+  it('projections whose outputs belong to the caller are freed by the MLP: no buffer leaks across steps', async () => {
+    const rt = await testRuntime();
+    const m = 7, d = 5, f = 9;
+    // A Dense that hands out fresh copies of its outputs, as a caller-owned projection does.
+    const fresh = (dense: Dense): LinearLike => {
+      const copy = async (batch: Parameters<LinearLike['forward']>[0], t: Tensor) => {
+        const out = Tensor.empty(rt, t.shape);
+        await recordCopy(rt, batch, t.buffer, out.buffer, t.size);
+        return out;
+      };
+      return {
+        inFeatures: dense.inFeatures, outFeatures: dense.outFeatures, callerOwnsOutputs: true,
+        forward: async (batch, x, rows) => copy(batch, await dense.forward(batch, x, rows)),
+        backward: async (batch, g) => copy(batch, await dense.backward(batch, g)),
+        params: (prefix) => dense.params(prefix),
+        release: () => dense.release(),
+      } as LinearLike;
+    };
+    for (const Mlp of [SwigluMlp, GeluMlp]) {
+      const mlp = new Mlp(rt, { d, dFf: f, seed: 5, initStd: 0.3, linear: (s) => fresh(new Dense(rt, { ...s, initStd: 0.3 })) });
+      const ps = mlp.params();
+      const vals = await Promise.all(ps.map((p) => p.value.read()));
+      const x = randn(m * d, 9), dy = randn(m * d, 10);
+      const want = Mlp === SwigluMlp
+        ? { y: swigluMlpRef({ x, wg: vals[0]!, wu: vals[1]!, wd: vals[2]!, m, d, f }), dx: swigluMlpBackwardRef({ x, wg: vals[0]!, wu: vals[1]!, wd: vals[2]!, m, d, f }, dy).dx }
+        : { y: geluMlpRef({ x, w1: vals[0]!, b1: vals[1]!, w2: vals[2]!, b2: vals[3]!, m, d, f }), dx: geluMlpBackwardRef({ x, w1: vals[0]!, b1: vals[1]!, w2: vals[2]!, b2: vals[3]!, m, d, f }, dy).dx };
+      let live = 0;
+      for (let step = 0; step < 3; step++) {
+        const got = await runMlp(rt, mlp, x, dy, m, d);
+        expect(relError(got.y, want.y)).toBeLessThan(TOL);
+        expect(relError(got.dx, want.dx)).toBeLessThan(TOL);
+        if (step === 1) live = rt.pool.liveBytes;
+        if (step === 2) expect(rt.pool.liveBytes).toBe(live);
+      }
+      mlp.release();
+    }
   });
 });
 
