@@ -5,8 +5,8 @@
 //   x (M,K): M = batch·tokens rows of K = in features; W (K,N); A, T (K,R); B (R,N); γ, β (R); R ≤ 64.
 // The two big products (x W + b forward, g Wᵀ backward) are matmul.wgsl dispatches; this file
 // holds the rank-R side:
-//   dual_lora_forward        u, v, LN, gate, h; then y += s · h B       (y already holds x W + b)
-//   dual_lora_project        u, v, LN, gate, h only                      (the state a backward needs)
+//   dual_lora_forward        u, v, LN, gate, h; then y += s · h B       (y already holds x W + b;
+//                            with N = 0 only the state is written, for a backward without a forward)
 //   dual_lora_backward       dh = s · g Bᵀ; dz = dh ⊙ n ⊙ 1[v>0]; dn = dh ⊙ ReLU(v);
 //                            du = LN_backward(dn); per-workgroup dγ, dβ partials;
 //                            then dx = drop'(du Aᵀ) + dz Tᵀ (the g Wᵀ matmul accumulates onto it)
@@ -278,12 +278,6 @@ fn dual_lora_forward(@builtin(local_invocation_index) t: u32, @builtin(workgroup
   }
 }
 
-// dual_lora_project: x (M,K), A, T (K,R), γ, β (R) → state. Workgroups: ceil(M / TM).
-@compute @workgroup_size(WG)
-fn dual_lora_project(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  projectTile(t, wid.x * TM);
-}
-
 // dual_lora_backward: g (M,N), B (R,N), γ (R), state (n, x̂, v, rstd), A, T (K,R) →
 // work: du (M,R), dz (M,R), dγ/dβ partials (one row pair per workgroup); dx (M,K) overwritten.
 // LN backward per row: dx̂ = dn ⊙ γ, du = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ ⊙ x̂)).
@@ -390,7 +384,8 @@ fn dual_lora_backward(@builtin(local_invocation_index) t: u32, @builtin(workgrou
 }
 
 // dual_lora_backward_norm: partials (nPart, 2, R) → dγ (R) += Σ_w partials[w][0], dβ (R) += Σ_w
-// partials[w][1]. One thread per parameter; workgroups: ceil(2R / 64).
+// partials[w][1]. One thread per parameter; workgroups: ceil(2R / 64). Independent of the
+// tiling defines (compiled once, with any).
 @compute @workgroup_size(64)
 fn dual_lora_backward_norm(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j = gid.x;

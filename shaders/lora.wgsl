@@ -2,8 +2,8 @@
 //   x (M,K): M = batch·tokens rows of K = in features;  W (K,N);  A (K,R);  B (R,N);  R ≤ 64.
 // The two big products (x W + b forward, g Wᵀ backward) are matmul.wgsl dispatches; this file
 // holds the rank-R side, one fused dispatch per pass:
-//   lora_forward   u = drop(x) A, then y += s · u B          (y already holds x W + b)
-//   lora_project   u = drop(x) A only                         (the state a backward needs)
+//   lora_forward   u = drop(x) A, then y += s · u B          (y already holds x W + b;
+//                  with N = 0 only the state is written, for a backward without a forward)
 //   lora_backward  du = s · g Bᵀ, then dx = drop'(du Aᵀ)       (a matmul then adds g Wᵀ into dx;
 //                  dB += s · uᵀ g and dA += drop(x)ᵀ du are matmuls with transA)
 // State kept from forward to backward, one buffer S: u (M,R) at 0; drop(x) (M,K) at p.offXd when
@@ -143,19 +143,9 @@ fn gradBlock(m0: u32, j0: u32, ks: u32) -> mat4x4<f32> {
   return acc;
 }
 
-// Stores the thread's finished block into the tile and into `out` rows (M,R) (ks = 0 only).
-fn keepBlock(rq: u32, cq: u32, m0: u32, blk: mat4x4<f32>, toDU: bool) {
-  let j0 = cq * 4u;
-  for (var i = 0u; i < 4u; i++) {
-    tile[(rq * 4u + i) * RQ + cq] = blk[i];
-    let m = m0 + i;
-    if (m >= p.M) { continue; }
-    for (var c = 0u; c < 4u; c++) {
-      if (j0 + c < p.R) {
-        if (toDU) { DU[m * p.R + j0 + c] = blk[i][c]; } else { S[m * p.R + j0 + c] = blk[i][c]; }
-      }
-    }
-  }
+// The thread's finished block into the rank tile (ks = 0 only).
+fn tileStore(rq: u32, cq: u32, blk: mat4x4<f32>) {
+  for (var i = 0u; i < 4u; i++) { tile[(rq * 4u + i) * RQ + cq] = blk[i]; }
 }
 
 // The tile block of local rows l0..l0+3, rank quad jq (column i = row l0+i).
@@ -170,7 +160,14 @@ fn projectTile(t: u32, mb: u32) {
   let rq = t / (KS * RQ);
   let m0 = mb + rq * 4u;
   let u = combine(t, ks, projectBlock(m0, cq * 4u, ks, cq == 0u));
-  if (ks == 0u) { keepBlock(rq, cq, m0, u, false); }
+  if (ks == 0u) {
+    tileStore(rq, cq, u);
+    for (var i = 0u; i < 4u; i++) {
+      for (var c = 0u; c < 4u; c++) {
+        if (m0 + i < p.M && cq * 4u + c < p.R) { S[(m0 + i) * p.R + cq * 4u + c] = u[i][c]; }
+      }
+    }
+  }
 }
 
 // ---- entry points ---------------------------------------------------------------------------
@@ -203,12 +200,6 @@ fn lora_forward(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
   }
 }
 
-// lora_project: x (M,K), A (K,R) → state u (M,R) [+ drop(x) (M,K)]. Workgroups: ceil(M / TM).
-@compute @workgroup_size(WG)
-fn lora_project(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  projectTile(t, wid.x * TM);
-}
-
 // lora_backward: g (M,N), B (R,N), A (K,R) → du = s · g Bᵀ (M,R); dx = drop'(du Aᵀ) (M,K),
 // overwritten (the g Wᵀ matmul accumulates onto it afterwards). Workgroups: ceil(M / TM).
 @compute @workgroup_size(WG)
@@ -219,7 +210,14 @@ fn lora_backward(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id)
   let rq = t / (KS * RQ);
   let m0 = mb + rq * 4u;
   let du = combine(t, ks, gradBlock(m0, cq * 4u, ks)) * p.scale;
-  if (ks == 0u) { keepBlock(rq, cq, m0, du, true); }
+  if (ks == 0u) {
+    tileStore(rq, cq, du);
+    for (var i = 0u; i < 4u; i++) {
+      for (var c = 0u; c < 4u; c++) {
+        if (m0 + i < p.M && cq * 4u + c < p.R) { DU[(m0 + i) * p.R + cq * 4u + c] = du[i][c]; }
+      }
+    }
+  }
   workgroupBarrier();
   // Phase 2: dx[mb.., k..k+3] = drop'(tile Aᵀ), sweeping all K quads.
   let kq = (p.K + 3u) / 4u;

@@ -8,9 +8,12 @@ import type { Runtime } from '../gpu/runtime.js';
 import { Params, type Batch } from '../gpu/launch.js';
 import { recordMatmul, type MatmulSchedule } from './matmul.js';
 import {
-  align4, checkDropout, checkRank, dropThreshold, hash32, rankDefines, rankGroups, rankTiling,
+  align4, checkDropout, checkRank, dropThreshold, hash32, rankDefines, rankGroups, rankTiling, spareBuffer,
   type DropoutSpec, type LoraDims, type RankTiling,
 } from './lora.js';
+
+/** The partials reduction does not depend on the tiling: one pipeline for every shape. */
+const NORM_DEFINES = { RQ: 1, WR: 1, KS: 1, VEC_K: false, VEC_N: false, VEC_R: false, DROPOUT: false };
 
 /** Layout of the state a Dual-LoRA forward keeps for its backward (offsets in floats). */
 export interface DualLoraStateLayout {
@@ -101,13 +104,17 @@ export async function recordDualLoraForward(rt: Runtime, batch: Batch, args: Dua
   batch.dispatch(pipe, dualParams(args, drop), [args.x, args.a, args.t, args.b, args.gamma, args.beta, args.state, args.y], [rankGroups(tl, args.m)]);
 }
 
-/** Only the state of a forward: what a backward needs when y is not wanted. */
+/**
+ * Only the state of a forward: what a backward needs when y is not wanted. The forward kernel
+ * with no output columns (one pipeline for both).
+ */
 export async function recordDualLoraProject(rt: Runtime, batch: Batch, args: DualLoraKernelArgs): Promise<void> {
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
   const tl = rankTiling(rt, args.rank, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'dual_lora_project', rankDefines(tl, args, !!drop));
-  batch.dispatch(pipe, dualParams(args, drop), [args.x, args.a, args.t, undefined, args.gamma, args.beta, args.state], [rankGroups(tl, args.m)]);
+  const pipe = await rt.pipelines.get(shader, 'dual_lora_forward', rankDefines(tl, args, !!drop));
+  const noY = spareBuffer(rt, batch);
+  batch.dispatch(pipe, dualParams({ ...args, outFeatures: 0 }, drop), [args.x, args.a, args.t, rt.dummy, args.gamma, args.beta, args.state, noY], [rankGroups(tl, args.m)]);
 }
 
 /**
@@ -121,7 +128,7 @@ export async function recordDualLoraBackward(rt: Runtime, batch: Batch, args: Du
   const tl = rankTiling(rt, r, schedule);
   const defines = rankDefines(tl, args, !!drop);
   const pipe = await rt.pipelines.get(shader, 'dual_lora_backward', defines);
-  const norm = await rt.pipelines.get(shader, 'dual_lora_backward_norm', defines);
+  const norm = await rt.pipelines.get(shader, 'dual_lora_backward_norm', NORM_DEFINES);
   const st = dualLoraStateLayout(args, !!drop);
   const wl = workLayout(args, tl);
   const work = rt.pool.acquire(wl.floats * 4, 'dual_lora.work');

@@ -170,13 +170,24 @@ export async function recordLoraForward(rt: Runtime, batch: Batch, args: LoraFor
   batch.dispatch(pipe, loraParams(args, drop), [args.x, args.a, args.b, args.state, args.y], [rankGroups(tl, args.m)]);
 }
 
-/** Only the state of a forward (u, drop(x)): what a backward needs when y is not wanted. */
+/**
+ * Only the state of a forward (u, drop(x)): what a backward needs when y is not wanted. The
+ * forward kernel with no output columns (one pipeline for both).
+ */
 export async function recordLoraProject(rt: Runtime, batch: Batch, args: LoraKernelArgs): Promise<void> {
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
   const tl = rankTiling(rt, args.rank, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'lora_project', rankDefines(tl, args, !!drop));
-  batch.dispatch(pipe, loraParams(args, drop), [args.x, args.a, undefined, args.state], [rankGroups(tl, args.m)]);
+  const pipe = await rt.pipelines.get(shader, 'lora_forward', rankDefines(tl, args, !!drop));
+  const noY = spareBuffer(rt, batch);
+  batch.dispatch(pipe, loraParams({ ...args, outFeatures: 0 }, drop), [args.x, args.a, rt.dummy, args.state, noY], [rankGroups(tl, args.m)]);
+}
+
+/** A 16-byte buffer to bind at an unused writable slot (distinct from every other binding). */
+export function spareBuffer(rt: Runtime, batch: Batch): GPUBuffer {
+  const buf = rt.pool.acquire(16, 'spare');
+  batch.onDone(() => rt.pool.release(buf));
+  return buf;
 }
 
 /**
