@@ -3,10 +3,12 @@
 //   'lora'       y += s · (drop(x) A) B                        A (in, r), B (r, out)      (§1.2)
 //   'dual-lora'  y += s · (ReLU(x T) ⊙ LN_r(drop(x) A)) B      also T (in, r), γ, β (r)   (§1.3)
 // x is (m, in) with m = batch · tokens; y is (m, out); s = alpha / r.
-// forward(batch, x, m) records y and keeps what backward needs (x and the rank-r state);
-// backward(batch, dy) records dx and ADDS the adapter's gradients into its grad tensors, so
-// several micro-batches accumulate until zeroGrad. Init as PEFT: A, T ~ U(−1/√in, 1/√in) from a
-// seeded PRNG, B = 0, γ = 1, β = 0, so a fresh adapter leaves the layer equal to the base.
+// As every layer of sdk/nn (module.ts): forward(batch, x, m) records y and keeps what backward
+// needs (x and the rank-r state); backward(batch, dy) records dx and ADDS the adapter's gradients
+// into their grad tensors, so micro-batches accumulate until the grads are zeroed. y, dx and the
+// state are the layer's (an Activations cache, reused per shape). Init as PEFT: A, T ~
+// U(−1/√in, 1/√in) from a seeded PRNG, B = 0, γ = 1, β = 0, so a fresh adapter leaves the layer
+// equal to the base.
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
@@ -17,6 +19,8 @@ import {
   type DropoutSpec, type LoraDims,
 } from '../kernels/lora.js';
 import { dualLoraStateLayout, recordDualLoraBackward, recordDualLoraForward } from '../kernels/dual_lora.js';
+import { Activations, param, type Layer, type Param } from './module.js';
+import { mulberry32, named, releaseGrads, valueOf } from './init.js';
 
 export type AdapterKind = 'none' | 'lora' | 'dual-lora';
 
@@ -53,20 +57,8 @@ export interface NamedParam {
 interface Saved {
   x: Tensor;
   m: number;
-  state: GPUBuffer | null;
+  state: Tensor | null;
   dropout: DropoutSpec | undefined;
-}
-
-/** Mulberry32, for reproducible adapter init. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** kaiming_uniform(a = √5) for an (in, r) factor, as PEFT: U(−1/√in, 1/√in). */
@@ -77,7 +69,7 @@ function kaimingUniform(n: number, fanIn: number, next: () => number): Float32Ar
   return out;
 }
 
-export class Linear {
+export class Linear implements Layer {
   readonly rt: Runtime;
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -89,19 +81,22 @@ export class Linear {
   readonly dropout: number;
   readonly seed: number;
   readonly eps: number;
-  readonly weight: Tensor;
-  readonly bias: Tensor | undefined;
-  /** Adapter parameters and gradients (absent for kinds that lack them). */
+  /** Frozen (no gradient). */
+  readonly weight: Param;
+  readonly bias: Param | null;
+  /** Adapter values (absent for kinds that lack them); gradients via adapterParams() / params(). */
   readonly a?: Tensor;
   readonly t?: Tensor;
   readonly b?: Tensor;
   readonly gamma?: Tensor;
   readonly beta?: Tensor;
-  /** Dropout is applied, and the state for backward kept, only while training. */
+  /** Dropout is applied only while training. */
   training = true;
   private readonly schedule: MatmulSchedule | undefined;
-  private readonly params: NamedParam[] = [];
+  /** Adapter parameters by local name (a, t, b, gamma, beta), in that order. */
+  private readonly adapterList: [string, Param][] = [];
   private readonly owned: Tensor[] = [];
+  private readonly acts: Activations;
   private saved: Saved | null = null;
   /** Forward calls made while training with dropout (each draws a fresh mask). */
   private steps = 0;
@@ -115,9 +110,12 @@ export class Linear {
     if (!['none', 'lora', 'dual-lora'].includes(kind)) {
       throw new EdgeTuneError('INVALID_ARGUMENT', `adapter must be 'none', 'lora' or 'dual-lora', got ${String(kind)}`);
     }
+    if (opts.weight === undefined) throw new EdgeTuneError('INVALID_ARGUMENT', 'Linear needs its frozen weight (in, out)');
+    const noInit = () => new Float32Array(0);
     this.schedule = opts.schedule;
-    this.weight = this.tensorOf('weight', opts.weight, [k, n]);
-    this.bias = opts.bias === undefined ? undefined : this.tensorOf('bias', opts.bias, [n]);
+    this.acts = new Activations(rt);
+    this.weight = param(rt, 'weight', valueOf(rt, 'weight', opts.weight, [k, n], noInit, this.owned), false);
+    this.bias = opts.bias === undefined ? null : param(rt, 'bias', valueOf(rt, 'bias', opts.bias, [n], noInit, this.owned), false);
     this.seed = opts.seed ?? 0;
     this.eps = opts.eps ?? 1e-5;
     if (kind === 'none') {
@@ -136,92 +134,97 @@ export class Linear {
     if (!(this.dropout >= 0 && this.dropout < 1)) throw new EdgeTuneError('INVALID_ARGUMENT', `dropout must be in [0, 1), got ${this.dropout}`);
     if (!(this.eps > 0 && Number.isFinite(this.eps))) throw new EdgeTuneError('INVALID_ARGUMENT', `eps must be positive and finite, got ${this.eps}`);
     const next = mulberry32(this.seed);
-    this.a = this.param('a', Tensor.from(rt, kaimingUniform(k * r, k, next), [k, r]));
-    if (kind === 'dual-lora') this.t = this.param('t', Tensor.from(rt, kaimingUniform(k * r, k, next), [k, r]));
-    this.b = this.param('b', Tensor.zeros(rt, [r, n]));
+    this.a = this.addAdapter('a', kaimingUniform(k * r, k, next), [k, r]);
+    if (kind === 'dual-lora') this.t = this.addAdapter('t', kaimingUniform(k * r, k, next), [k, r]);
+    this.b = this.addAdapter('b', new Float32Array(r * n), [r, n]);
     if (kind === 'dual-lora') {
-      this.gamma = this.param('gamma', Tensor.from(rt, new Float32Array(r).fill(1), [r]));
-      this.beta = this.param('beta', Tensor.zeros(rt, [r]));
+      this.gamma = this.addAdapter('gamma', new Float32Array(r).fill(1), [r]);
+      this.beta = this.addAdapter('beta', new Float32Array(r), [r]);
     }
   }
 
-  /** The adapter's trainable tensors with their gradients, by name (a, t, b, gamma, beta). */
+  /** Every parameter under `prefix` (module.ts): weight and bias frozen, then the adapter's. */
+  params(prefix = ''): Param[] {
+    return named(prefix, [['weight', this.weight], ['bias', this.bias], ...this.adapterList]);
+  }
+
+  /** The adapter's trainable tensors with their gradients, by local name (a, t, b, gamma, beta). */
   adapterParams(): NamedParam[] {
-    return [...this.params];
+    return this.adapterList.map(([name, p]) => ({ name, param: p.value, grad: p.grad! }));
   }
 
   /** Records clearing every adapter gradient. */
   zeroGrad(batch: Batch): void {
-    for (const p of this.params) batch.clear(p.grad.buffer);
+    for (const [, p] of this.adapterList) batch.clear(p.grad!.buffer);
   }
 
-  /** Records y = x W + b (+ the adapter) for x (m, in); returns y (m, out), owned by the caller. */
+  /** Records y = x W + b (+ the adapter) for x (m, in); y (m, out) is the layer's (reused per shape). */
   async forward(batch: Batch, x: Tensor, m: number): Promise<Tensor> {
     expectDim('m', m);
     if (x.size !== m * this.inFeatures) {
       throw new EdgeTuneError('SHAPE_MISMATCH', `Linear.forward: x has ${x.size} elements but m×in = ${m}×${this.inFeatures} needs ${m * this.inFeatures}`);
     }
-    this.dropSaved(batch);
     const rt = this.rt;
-    const y = Tensor.empty(rt, [m, this.outFeatures], { label: 'linear.y' });
+    const y = this.acts.get('y', [m, this.outFeatures]);
+    const w = this.weight.value.buffer, bias = this.bias?.value.buffer;
     if (this.adapter === 'none') {
-      await recordMatmul(rt, batch, { a: x.buffer, b: this.weight.buffer, c: y.buffer, bias: this.bias?.buffer, m, n: this.outFeatures, k: this.inFeatures, schedule: this.schedule });
-      if (this.training) this.saved = { x, m, state: null, dropout: undefined };
+      await recordMatmul(rt, batch, { a: x.buffer, b: w, c: y.buffer, bias, m, n: this.outFeatures, k: this.inFeatures, schedule: this.schedule });
+      this.saved = { x, m, state: null, dropout: undefined };
       return y;
     }
     const dims = this.dims(m);
     const dropout = this.training && this.dropout > 0 ? { p: this.dropout, seed: dropoutStepSeed(this.seed, this.steps++) } : undefined;
     const floats = this.adapter === 'lora' ? loraStateLayout(dims, !!dropout).floats : dualLoraStateLayout(dims, !!dropout).floats;
-    const state = rt.pool.acquire(floats * 4, 'linear.state');
+    const state = this.acts.get('state', [floats]);
     const common = {
-      ...dims, x: x.buffer, w: this.weight.buffer, bias: this.bias?.buffer, a: this.a!.buffer, b: this.b!.buffer,
-      y: y.buffer, state, scale: this.scale, dropout, schedule: this.schedule,
+      ...dims, x: x.buffer, w, bias, a: this.a!.buffer, b: this.b!.buffer,
+      y: y.buffer, state: state.buffer, scale: this.scale, dropout, schedule: this.schedule,
     };
     if (this.adapter === 'lora') await recordLoraForward(rt, batch, common);
     else await recordDualLoraForward(rt, batch, { ...common, t: this.t!.buffer, gamma: this.gamma!.buffer, beta: this.beta!.buffer, eps: this.eps });
-    if (this.training) this.saved = { x, m, state, dropout };
-    else batch.onDone(() => rt.pool.release(state));
+    this.saved = { x, m, state, dropout };
     return y;
   }
 
   /**
-   * Records the backward of the last training forward for dy = dL/dy (m, out): returns dx (m, in),
-   * owned by the caller, and adds into the adapter gradients. The forward's x must still be alive.
+   * Records the backward of the last forward for dy = dL/dy (m, out): returns dx (m, in), the
+   * layer's, and adds into the adapter gradients. The forward's x must be unchanged.
    */
   async backward(batch: Batch, dy: Tensor): Promise<Tensor> {
     const s = this.saved;
-    if (!s) throw new EdgeTuneError('INVALID_ARGUMENT', 'Linear.backward needs a forward recorded while training, and runs once per forward');
+    if (!s) throw new EdgeTuneError('INVALID_ARGUMENT', 'Linear.backward needs a forward first');
     if (dy.size !== s.m * this.outFeatures) {
       throw new EdgeTuneError('SHAPE_MISMATCH', `Linear.backward: dy has ${dy.size} elements but m×out = ${s.m}×${this.outFeatures} needs ${s.m * this.outFeatures}`);
     }
     const rt = this.rt;
-    const dx = Tensor.empty(rt, [s.m, this.inFeatures], { label: 'linear.dx' });
+    const dx = this.acts.get('dx', [s.m, this.inFeatures]);
+    const w = this.weight.value.buffer;
     if (this.adapter === 'none') {
-      await recordMatmul(rt, batch, { a: dy.buffer, b: this.weight.buffer, c: dx.buffer, m: s.m, n: this.inFeatures, k: this.outFeatures, transB: true, schedule: this.schedule });
-    } else {
-      const common = {
-        ...this.dims(s.m), x: s.x.buffer, w: this.weight.buffer, a: this.a!.buffer, b: this.b!.buffer,
-        state: s.state!, dy: dy.buffer, dx: dx.buffer, scale: this.scale, dropout: s.dropout, schedule: this.schedule,
-        da: this.gradOf('a'), db: this.gradOf('b'),
-      };
-      if (this.adapter === 'lora') await recordLoraBackward(rt, batch, common);
-      else {
-        await recordDualLoraBackward(rt, batch, {
-          ...common, t: this.t!.buffer, gamma: this.gamma!.buffer, beta: this.beta!.buffer, eps: this.eps,
-          dt: this.gradOf('t'), dgamma: this.gradOf('gamma'), dbeta: this.gradOf('beta'),
-        });
-      }
+      await recordMatmul(rt, batch, { a: dy.buffer, b: w, c: dx.buffer, m: s.m, n: this.inFeatures, k: this.outFeatures, transB: true, schedule: this.schedule });
+      return dx;
     }
-    this.dropSaved(batch);
+    const common = {
+      ...this.dims(s.m), x: s.x.buffer, w, a: this.a!.buffer, b: this.b!.buffer,
+      state: s.state!.buffer, dy: dy.buffer, dx: dx.buffer, scale: this.scale, dropout: s.dropout, schedule: this.schedule,
+      da: this.gradOf('a'), db: this.gradOf('b'),
+    };
+    if (this.adapter === 'lora') await recordLoraBackward(rt, batch, common);
+    else {
+      await recordDualLoraBackward(rt, batch, {
+        ...common, t: this.t!.buffer, gamma: this.gamma!.buffer, beta: this.beta!.buffer, eps: this.eps,
+        dt: this.gradOf('t'), dgamma: this.gradOf('gamma'), dbeta: this.gradOf('beta'),
+      });
+    }
     return dx;
   }
 
-  /** Frees the layer's own buffers (parameters, gradients, uploaded weights, kept state). */
+  /** Frees the layer's activations, adapter, gradients and uploaded weights (borrowed tensors stay). */
   release(): void {
-    if (this.saved?.state) this.rt.pool.release(this.saved.state);
-    this.saved = null;
+    this.acts.clear();
+    releaseGrads(this.adapterList.map(([, p]) => p));
     for (const t of this.owned) t.release();
     this.owned.length = 0;
+    this.saved = null;
   }
 
   private dims(m: number): LoraDims {
@@ -229,33 +232,13 @@ export class Linear {
   }
 
   private gradOf(name: string): GPUBuffer {
-    return this.params.find((p) => p.name === name)!.grad.buffer;
+    return this.adapterList.find(([n]) => n === name)![1].grad!.buffer;
   }
 
-  /** Releases the kept state once `batch` has run (the batch may still read it). */
-  private dropSaved(batch: Batch): void {
-    const st = this.saved?.state;
-    if (st) batch.onDone(() => this.rt.pool.release(st));
-    this.saved = null;
-  }
-
-  private param(name: string, t: Tensor): Tensor {
-    const grad = Tensor.zeros(this.rt, t.shape);
-    this.owned.push(t, grad);
-    this.params.push({ name, param: t, grad });
-    return t;
-  }
-
-  private tensorOf(name: string, v: Float32Array | Tensor, shape: number[]): Tensor {
-    const n = shape.reduce((x, y) => x * y, 1);
-    if (v instanceof Tensor) {
-      if (v.size !== n) throw new EdgeTuneError('SHAPE_MISMATCH', `${name} has ${v.size} elements but [${shape.join(', ')}] needs ${n}`);
-      return v;
-    }
-    if (!(v instanceof Float32Array)) throw new EdgeTuneError('INVALID_ARGUMENT', `${name} must be a Float32Array or a Tensor`);
-    if (v.length !== n) throw new EdgeTuneError('SHAPE_MISMATCH', `${name} has ${v.length} elements but [${shape.join(', ')}] needs ${n}`);
-    const t = Tensor.from(this.rt, v, shape);
+  private addAdapter(name: string, init: Float32Array, shape: number[]): Tensor {
+    const t = Tensor.from(this.rt, init, shape);
     this.owned.push(t);
+    this.adapterList.push([name, param(this.rt, name, t, true)]);
     return t;
   }
 }
