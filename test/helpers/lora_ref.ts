@@ -107,8 +107,11 @@ export interface DualLoraRefGrads {
   dbeta: Float64Array;
 }
 
-/** The backward of DESIGN §1.3, with the gate's subgradient 1[v > 0] (0 at v = 0). */
-export function dualLoraBackwardRef(i: DualLoraRefInput, dy: Arr): DualLoraRefGrads {
+/**
+ * The backward of DESIGN §1.3, with the gate's subgradient 1[v > 0] (0 at v = 0); `gateAtZero`
+ * picks another value at v = 0 (to show a test can tell them apart).
+ */
+export function dualLoraBackwardRef(i: DualLoraRefInput, dy: Arr, gateAtZero = 0): DualLoraRefGrads {
   const { m, k, n, r, scale } = i;
   const f = dualLoraForwardRef(i);
   const dh = scaled(matmulRef(dy, i.b, m, n, r, { transB: true }), scale);
@@ -122,7 +125,7 @@ export function dualLoraBackwardRef(i: DualLoraRefInput, dy: Arr): DualLoraRefGr
     let c1 = 0, c2 = 0;
     for (let j = 0; j < r; j++) {
       const e = row * r + j;
-      const gate = f.v[e]! > 0 ? 1 : 0;
+      const gate = f.v[e]! > 0 ? 1 : f.v[e] === 0 ? gateAtZero : 0;
       dz[e] = dh[e]! * f.nrm[e]! * gate;
       const dn = dh[e]! * Math.max(f.v[e]!, 0);
       dgamma[j]! += dn * f.xhat[e]!;
