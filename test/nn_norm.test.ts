@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { EdgeTuneError, LayerNorm, RMSNorm, Tensor, ops } from '../sdk/index.js';
 import { testRuntime } from './helpers/runtime.js';
 import { randn, relError } from './helpers/reference.js';
+import { setTrainable } from '../sdk/nn/module.js';
 import { dotLoss, finiteDiff, normBackwardRef, normRef, type NormRefInput } from './helpers/nn_ref.js';
 
 const TOL = 1e-4;
@@ -129,6 +130,27 @@ describe('RMSNorm / LayerNorm layers', () => {
     await expect(norm.forward(rt.batch(), Tensor.zeros(rt, [3, 4]))).rejects.toMatchObject({ code: 'SHAPE_MISMATCH' });
     expect(() => new LayerNorm(rt, { d: 4, eps: 0 })).toThrow(EdgeTuneError);
     await expect(ops.rmsNorm(rt, new Float32Array(6), new Float32Array(3), { rows: 3, d: 3 })).rejects.toMatchObject({ code: 'SHAPE_MISMATCH' });
+    norm.release();
+  });
+
+  it.each([7, 300])('LayerNorm rows=%i with β frozen, then with γ frozen: the other gradient alone', async (rows) => {
+    const rt = await testRuntime();
+    const d = 6;
+    const p = problem('layer', rows, d, 21);
+    const want = normBackwardRef(p, p.dy);
+    const x = Tensor.from(rt, p.x as Float32Array, [rows, d]);
+    const dy = Tensor.from(rt, p.dy, [rows, d]);
+    const norm = new LayerNorm(rt, { d, eps: p.eps, weight: p.gamma as Float32Array, bias: p.beta as Float32Array });
+    for (const frozen of ['bias', 'weight'] as const) {
+      setTrainable(rt, norm.weight, frozen !== 'weight');
+      setTrainable(rt, norm.bias!, frozen !== 'bias');
+      const batch = rt.batch('half frozen');
+      await norm.forward(batch, x);
+      await norm.backward(batch, dy);
+      await batch.submit();
+      if (frozen === 'bias') expect(relError(await norm.weight.grad!.read(), want.dgamma)).toBeLessThan(TOL);
+      else expect(relError(await norm.bias!.grad!.read(), want.dbeta)).toBeLessThan(TOL);
+    }
     norm.release();
   });
 });

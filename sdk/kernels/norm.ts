@@ -46,7 +46,7 @@ export interface NormBackwardArgs extends NormDims {
   /** dx (rows, d), written, or added into when `accumulate`. */
   dx?: GPUBuffer;
   accumulate?: boolean;
-  /** dγ (d) and dβ (d, LayerNorm): gradients are ADDED into them. Absent: not computed. */
+  /** dγ (d) and dβ (d, LayerNorm): gradients are ADDED into them. Absent: not computed (either may be). */
   dgamma?: GPUBuffer;
   dbeta?: GPUBuffer;
   /** Scratch of normGradScratch(rows, d) floats for the γ/β reduction; pooled if absent. */
@@ -113,17 +113,22 @@ export async function recordNormBackward(rt: Runtime, batch: Batch, a: NormBackw
     const pipe = await rt.pipelines.get(shader, l.name, defines(a, { ACCUM: !!a.accumulate }));
     batch.dispatch(pipe, params(a), [a.x, a.gamma, a.stats, a.dy, a.dx], l.groups);
   }
-  if (!a.dgamma) return;
-  expectFloats('norm dgamma', a.dgamma, d);
   const layer = a.kind === 'layer';
-  if (layer) {
-    if (!a.dbeta) throw new EdgeTuneError('INVALID_ARGUMENT', 'LayerNorm backward needs dbeta with dgamma');
-    expectFloats('norm dbeta', a.dbeta, d);
-  }
+  if (!a.dgamma && !(layer && a.dbeta)) return;
+  // One of γ, β frozen: the other's sums go to a throwaway buffer.
+  const spare = (): GPUBuffer => {
+    const tmp = rt.pool.acquire(d * 4, 'norm.unused-grad');
+    batch.onDone(() => rt.pool.release(tmp));
+    return tmp;
+  };
+  const dgamma = a.dgamma ?? spare();
+  const dbeta = layer ? (a.dbeta ?? spare()) : undefined;
+  expectFloats('norm dgamma', dgamma, d);
+  if (dbeta) expectFloats('norm dbeta', dbeta, d);
   const chunk = paramChunk(rows, a.chunk ?? COL_SUM_CHUNK);
   const parts = Math.ceil(rows / chunk);
   const direct = parts === 1;
-  let out = a.dgamma;
+  let out = dgamma;
   if (!direct) {
     const need = parts * 2 * d;
     if (a.scratch) {
@@ -137,8 +142,8 @@ export async function recordNormBackward(rt: Runtime, batch: Batch, a: NormBackw
   }
   const pipe = await rt.pipelines.get(shader, 'norm_param_grad', defines(a, { DIRECT: direct }));
   const threads = parts * Math.ceil(d / 4);
-  batch.dispatch(pipe, params(a, chunk), [a.x, undefined, a.stats, a.dy, out, direct && layer ? a.dbeta : rt.dummy], grid2d(rt, Math.ceil(threads / WG)));
+  batch.dispatch(pipe, params(a, chunk), [a.x, undefined, a.stats, a.dy, out, direct && layer ? dbeta : rt.dummy], grid2d(rt, Math.ceil(threads / WG)));
   if (direct) return;
-  await recordColSum(rt, batch, { x: out, rows: parts, cols: d, ld: 2 * d, out: a.dgamma, accumulate: true, chunk: parts });
-  if (layer) await recordColSum(rt, batch, { x: out, rows: parts, cols: d, ld: 2 * d, offX: d, out: a.dbeta!, accumulate: true, chunk: parts });
+  if (a.dgamma) await recordColSum(rt, batch, { x: out, rows: parts, cols: d, ld: 2 * d, out: a.dgamma, accumulate: true, chunk: parts });
+  if (a.dbeta && layer) await recordColSum(rt, batch, { x: out, rows: parts, cols: d, ld: 2 * d, offX: d, out: a.dbeta, accumulate: true, chunk: parts });
 }

@@ -74,7 +74,8 @@ class Norm implements Layer {
     if (dy.size !== s.rows * this.d) throw new EdgeTuneError('SHAPE_MISMATCH', `norm backward: dy has ${dy.size} elements, the forward had ${s.rows}×${this.d}`);
     const dx = this.acts.get('dx', [s.rows, this.d]);
     const need = normGradScratch(s.rows, this.d);
-    const grads = this.weight.grad ? { dgamma: this.weight.grad.buffer, dbeta: this.bias?.grad?.buffer, scratch: need > 0 ? this.acts.get('scratch', [need]).buffer : undefined } : {};
+    const dgamma = this.weight.grad?.buffer, dbeta = this.bias?.grad?.buffer;
+    const grads = dgamma || dbeta ? { dgamma, dbeta, scratch: need > 0 ? this.acts.get('scratch', [need]).buffer : undefined } : {};
     await recordNormBackward(this.rt, batch, { ...this.dims(s.rows), x: s.x.buffer, gamma: this.weight.value.buffer, stats: s.stats.buffer, dy: dy.buffer, dx: dx.buffer, ...grads });
     return dx;
   }
