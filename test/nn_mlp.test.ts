@@ -4,6 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { Dense, GeluMlp, Linear, Residual, SwigluMlp, Tensor, ops, type LinearLike } from '../sdk/index.js';
 import { recordCopy, recordScale } from '../sdk/kernels/elementwise.js';
+import { grid2d } from '../sdk/kernels/grid.js';
+import { Params } from '../sdk/gpu/launch.js';
+import elementwise from '../shaders/elementwise.wgsl';
 import { testRuntime } from './helpers/runtime.js';
 import { randn, relError } from './helpers/reference.js';
 import {
@@ -290,5 +293,27 @@ describe('residual add and elementwise helpers', () => {
     expect(relError(await copy.read(), want)).toBeLessThan(1e-6);
     await expect(Residual.addInto(rt, rt.batch(), acc, acc)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     res.release();
+  });
+
+  it('grids past the per-dimension limit fold into x·y; the kernels cover each element once', async () => {
+    const rt = await testRuntime();
+    const fake = (max: number) => ({ limits: { maxComputeWorkgroupsPerDimension: max } }) as unknown as typeof rt;
+    expect(grid2d(fake(65535), 65535)).toEqual([65535, 1]);
+    expect(grid2d(fake(65535), 65536)).toEqual([32768, 2]);
+    expect(grid2d(fake(4), 11)).toEqual([4, 3]);
+    expect(() => grid2d(fake(4), 17)).toThrow(/split/);
+    // 2563 elements = 641 quads = 11 workgroups of 64, dispatched as 4×3 (one spare workgroup).
+    const n = 2563;
+    const x = Tensor.from(rt, randn(n, 1), [n]);
+    const y = Tensor.from(rt, new Float32Array(n + 5).fill(7), [n + 5]);
+    const pipe = await rt.pipelines.get(elementwise, 'ew_copy', { VEC: false, ACCUM: false });
+    const batch = rt.batch('2d grid');
+    batch.dispatch(pipe, new Params().u32(n).u32(0).u32(0).u32(n).f32(1).u32(0).u32(0).u32(0), [x.buffer, undefined, y.buffer], grid2d(fake(4), 11));
+    await batch.submit();
+    const got = await y.read();
+    expect(Array.from(got.slice(0, n))).toEqual(Array.from(await x.read()));
+    expect(Array.from(got.slice(n))).toEqual([7, 7, 7, 7, 7]);
+    x.release();
+    y.release();
   });
 });
