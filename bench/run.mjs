@@ -3,8 +3,13 @@
 import { readdirSync } from 'node:fs';
 import { createRuntime } from '../dist/edgetune.js';
 
-const names = process.argv.slice(2);
 const all = readdirSync(new URL('.', import.meta.url)).filter((f) => f.endsWith('.mjs') && f !== 'run.mjs' && !f.startsWith('_')).map((f) => f.slice(0, -4));
+// `npm run bench -- <name> [<name> ...] [args]`: leading names are benches, the rest their arguments.
+const argv = process.argv.slice(2);
+let split = 0;
+while (split < argv.length && all.includes(argv[split])) split++;
+const names = split === 0 ? argv.slice(0, 1) : argv.slice(0, split);
+const benchArgs = argv.slice(Math.max(1, split));
 if (names.length === 0) {
   console.log(`usage: npm run bench -- <${all.join('|')}> [...]`);
   process.exit(2);
@@ -19,7 +24,7 @@ for (const name of names) {
   }
   const mod = await import(`./${name}.mjs`);
   console.log(`\n== ${name} ==`);
-  await mod.default(rt, process.argv.slice(3));
+  await mod.default(rt, benchArgs);
 }
 rt.destroy();
 process.exit(0);

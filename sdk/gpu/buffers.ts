@@ -22,6 +22,8 @@ export class BufferPool {
   /** Bytes currently held by live (acquired) buffers, and the high-water mark. */
   liveBytes = 0;
   peakBytes = 0;
+  /** Bytes of every buffer the pool created (live and free): what it holds on the GPU. */
+  allocatedBytes = 0;
 
   constructor(device: GPUDevice) {
     this.device = device;
@@ -35,6 +37,7 @@ export class BufferPool {
     if (!buf) {
       buf = this.device.createBuffer({ size, usage: storageUsage(), label });
       this.owned.add(buf);
+      this.allocatedBytes += size;
     } else if (zero) {
       const enc = this.device.createCommandEncoder();
       enc.clearBuffer(buf);
@@ -63,5 +66,6 @@ export class BufferPool {
     this.owned.clear();
     this.free.clear();
     this.liveBytes = 0;
+    this.allocatedBytes = 0;
   }
 }
