@@ -111,11 +111,11 @@ export function drawSurface(img: RGBAImage, surface: Surface, seed: number): Sur
       const along = 0.04 * u, across = 1.3 * u;
       const streak = fbmField(n, w, h, vertical ? [0, along, 0, across, 0, 0] : [along, 0, 0, 0, across, 0], 3);
       const fine = whiteField(n ^ 0x5bd1e995, w, h);
+      // A broad sheen across the brushing direction, one value per column (or row).
+      const glow = Float32Array.from({ length: vertical ? h : w }, (_, i) => sheenAmp * Math.cos(((i * u) / 64) * Math.PI * 1.5 + sheen));
       for (let y = 0, k = 0; y < h; y++) {
         for (let x = 0; x < w; x++, k++) {
-          const a = (vertical ? y : x) * u;
-          const glow = sheenAmp * Math.cos((a / 64) * Math.PI * 1.5 + sheen);
-          const v = 55 * (streak[k]! - 0.5) + 10 * (fine[k]! - 0.5) + glow;
+          const v = 55 * (streak[k]! - 0.5) + 10 * (fine[k]! - 0.5) + glow[vertical ? y : x]!;
           put(img, k, base[0] + v, base[1] + v, base[2] + v);
         }
       }
