@@ -32,3 +32,4 @@ export { encodePNG, decodePNG, isPNG, type EncodePNGOptions } from './data/png.j
 export { Rng, hash32 } from './data/rng.js';
 export { buildTokenizerJSON, TINY_VLM_CODEC, TINY_VLM_GRID, SPECIAL_TOKENS } from './data/vocab.js';
 export { Tokenizer, locTokenName, locTokenCell, type TokenizerJSON, type SpecialTokens } from './model/tokenizer.js';
+export { Attention, KVCache, type AttentionOptions, type AttentionMask, type KVCacheOptions } from './nn/attention.js';

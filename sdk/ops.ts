@@ -5,3 +5,4 @@ export * from './ops/matmul.js';
 export * from './ops/loss.js';
 export * from './ops/lora.js';
 export * from './ops/nn.js';
+export * from './ops/attention.js';
