@@ -7,7 +7,7 @@ export { BufferPool } from './gpu/buffers.js';
 export { Tensor, type DType } from './gpu/tensor.js';
 export { recordMatmul, type MatmulArgs } from './kernels/matmul.js';
 export * as ops from './ops.js';
-export { recordLoss, IGNORE_INDEX, SOFT_TARGET, logitsBytes, type LossArgs, type SoftTable, type GemH } from './kernels/loss.js';
+export { recordLoss, lossSchedule, type LossSchedule, IGNORE_INDEX, SOFT_TARGET, logitsBytes, type LossArgs, type SoftTable, type GemH } from './kernels/loss.js';
 export { recordGroundingLabels, labelAnchors, checkLabelKernel, type GroundingLabelsArgs, type LabelKernel } from './kernels/grounding_labels.js';
 export { encodeBox, decodeBox, boxToTokenIds, tokenIdsToBox, isLocToken, pointCell, boxLabelPoints, locCells, KOSMOS2_CODEC, PALIGEMMA_CODEC, FLORENCE2_CODEC, type Box, type LocCodec } from './model/box_codec.js';
 export { Linear, type LinearOptions, type AdapterKind, type NamedParam } from './nn/linear.js';

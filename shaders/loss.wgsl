@@ -2,9 +2,10 @@
 //   logits  (R, V) row-major, viewed as vec4s (the buffer holds ceil(R·V/4) of them)
 //   targets (R) i32: a class in [0, V); IGNORE (−100); or SOFT_TARGET + s, row s of the soft table
 //   softVal (S, W) target mass q; entry e of soft row s is vocabulary column softIdx[s·W + e]
-//           (SOFT_IDX) or softOffset + e (a window, e.g. the location tokens); q = 0 entries are
-//           skipped; columns are distinct within a row; a soft row is the target of one row only
-//   stats   scratch: (R, 4) = [max z, log Σ exp((z − max)/β), b, has-target], then (S, W) B_k
+//           (indexed rows) or softOffset + e (a window, e.g. the location tokens); q = 0 entries
+//           are skipped; columns are distinct within a row; a soft row is the target of one row
+//   scratch (R, 4) = [max z, log Σ exp((z − max)/β), b, has-target]; (S) owner row of each soft
+//           row; (S, W) B_k of each soft entry (logsigmoid)
 //   rowLoss (R, 2) = [GEM, CE] per row (0 for a row without a target)
 //   out     [GEM mean, CE mean, count, 1/count]   (means over the rows that have a target)
 //   grad    (R, V) = d(GEM mean)/dz, the 1/count included (β = 1, linear: CE's gradient)
@@ -24,17 +25,18 @@
 // Every sum is taken relative to the running max (online rescaling): exp never sees an
 // unshifted logit, so |z| ~ 1e4 is fine.
 //
-// Define: VEC4 (V % 4 == 0: whole-vec4 loads and stores). The kind of loss is a uniform
-// (p.flags: LOGSIG h = logsigmoid, HAS_SOFT, SOFT_IDX indexed soft rows, BETA_ONE), so one
-// pipeline per entry point serves every kind: the branches are uniform, and compiling each
-// combination would cost seconds per pipeline on CPU-emulated adapters.
-// Passes, one dispatch each, in this order:
-//   loss_rows      one workgroup per row: each thread streams a strided part of the row, then
-//                  ONE workgroup reduction (plus one for soft rows, and one per 4 support
-//                  entries for soft logsigmoid rows); writes stats and rowLoss
-//   loss_reduce    one workgroup: count and means into `out`
-//   loss_grad(4)   one thread per 4 logits, no barriers: the gradient (loss_grad4 stores vec4s)
-//   loss_scatter   SOFT_IDX only, one workgroup per row: the −q_m B_m terms at the soft columns
+// Defines: LOGSIG (h = logsigmoid), HAS_SOFT, QPT (quads of logits per thread in loss_grad).
+// Uniform flags: BETA_ONE, VEC4 (V % 4 == 0: rows start on a vec4), SOFT_IDX (indexed soft
+// rows). A batch may mix hard and soft rows; a hard-only batch compiles without the soft code.
+// Passes, one dispatch each, in this order; two schedules for the per-row ones:
+//   loss_rows         wide: one workgroup per row, each thread streams a strided part of the
+//                     row, then ONE workgroup reduction (plus one for a soft row, and one per 4
+//                     support entries of a soft logsigmoid row)           (GPUs)
+//   loss_rows_direct  one invocation per row, no barriers                  (CPU emulation, where
+//                     a barrier costs a coroutine switch per invocation)
+//   loss_reduce(_direct)  count and means into `out`
+//   loss_grad(4)      QPT quads of logits per thread, no barriers; loss_grad4 stores vec4s
+//   loss_scatter      indexed soft rows only, one invocation per soft entry: −q_m B_m
 
 struct Params {
   rows: u32, V: u32, W: u32, nSoft: u32,
@@ -47,7 +49,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
 @group(0) @binding(3) var<storage, read> softVal: array<f32>;
 @group(0) @binding(4) var<storage, read> softIdx: array<u32>;
-@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(5) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rowLoss: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 @group(0) @binding(8) var<storage, read_write> grad: array<f32>;
@@ -57,13 +59,11 @@ const WG: u32 = 256u;
 const SOFT_TARGET: i32 = 0x40000000;
 const LOWEST: f32 = -3.0e38;
 const SLOPE: f32 = 0.01;
-
-const F_LOGSIG: u32 = 1u;
-const F_HAS_SOFT: u32 = 2u;
+const F_BETA_ONE: u32 = 1u;
+const F_VEC4: u32 = 2u;
 const F_SOFT_IDX: u32 = 4u;
-const F_BETA_ONE: u32 = 8u;
-fn flag(f: u32) -> bool { return (p.flags & f) != 0u; }
 
+fn flag(f: u32) -> bool { return (p.flags & f) != 0u; }
 fn z_at(i: u32) -> f32 { return logits[i >> 2u][i & 3u]; }
 
 // σ(x) without overflow: exp only of −|x|.
@@ -72,18 +72,13 @@ fn sigm4(x: vec4<f32>) -> vec4<f32> {
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= vec4<f32>(0.0));
 }
 
-// The vocabulary column of entry e of the soft row starting at e0.
-fn soft_col(e0: u32, e: u32) -> u32 {
-  if (flag(F_SOFT_IDX)) { return softIdx[e0 + e]; }
-  return p.softOffset + e;
-}
+// Scratch layout.
+fn owner_at(s: u32) -> u32 { return 4u * p.rows + s; }
+fn bk_at(e: u32) -> u32 { return 4u * p.rows + p.nSoft + e; }
 
-// ---- workgroup reductions: 256 → 16 → all, two barriers --------------------------------
-var<workgroup> red: array<vec4<f32>, 512>;
-var<workgroup> red2: array<vec4<f32>, 32>;
-
-// Online state: max m; Σ e1, Σ eb, Σ eb (z − m) with e1 = exp(z − m), eb = exp((z − m)/β);
-// and for hard logsigmoid rows Σ eb w (z − z_y), Σ eb w. zb = 0 marks an empty state.
+// ---- the online state ------------------------------------------------------------------
+// Max m; Σ e1, Σ eb, Σ eb (z − m) with e1 = exp(z − m), eb = exp((z − m)/β); for a hard
+// logsigmoid row also Σ eb w (z − z_y) and Σ eb w. zb = 0 marks an empty state.
 struct Online { m: f32, z1: f32, zb: f32, s1: f32, a: f32, b: f32 }
 
 fn combine(x: Online, y: Online) -> Online {
@@ -100,6 +95,197 @@ fn combine(x: Online, y: Online) -> Online {
                 rxb * (x.s1 + dx * x.zb) + ryb * (y.s1 + dy * y.zb),
                 x.a * rxb + y.a * ryb, x.b * rxb + y.b * ryb);
 }
+
+// Adds 4 logits (of which the first `n` exist).
+fn online_add4(st: ptr<function, Online>, z: vec4<f32>, n: u32, zy: f32, hardLs: bool) {
+  let live = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+  let zm = select(vec4<f32>(LOWEST), z, live);
+  let qm = max(max(zm.x, zm.y), max(zm.z, zm.w));
+  if (qm > (*st).m) {
+    if ((*st).zb > 0.0) {
+      let d = (*st).m - qm;
+      let rb = exp(d * p.invBeta);
+      (*st).z1 *= exp(d);
+      (*st).s1 = rb * ((*st).s1 + d * (*st).zb);
+      (*st).zb *= rb;
+      (*st).a *= rb;
+      (*st).b *= rb;
+    }
+    (*st).m = qm;
+  }
+  // Lanes past the row get d = −1 (finite) and are masked out below.
+  let d = select(vec4<f32>(-1.0), z - (*st).m, live);
+  let e1 = select(vec4<f32>(0.0), exp(d), live);
+  var eb = e1;
+  if (!flag(F_BETA_ONE)) { eb = select(vec4<f32>(0.0), exp(d * p.invBeta), live); }
+  let one = vec4<f32>(1.0);
+  (*st).z1 += dot(e1, one);
+  (*st).zb += dot(eb, one);
+  (*st).s1 += dot(eb, d);
+  if (hardLs) {
+    let dy = select(vec4<f32>(0.0), z - zy, live);
+    let ew = eb * sigm4(SLOPE * dy);
+    (*st).a += dot(ew, dy);
+    (*st).b += dot(ew, one);
+  }
+}
+
+// ---- loss_rows: the phases, each the part of thread t of T (no barriers) -------------------
+struct Row { r: u32, base: u32, tgt: i32, isSoft: bool, isHard: bool, zy: f32, s: u32, e0: u32 }
+
+fn row_of(r: u32) -> Row {
+  let tgt = targets[r];
+  let isSoft = HAS_SOFT && tgt >= SOFT_TARGET && u32(tgt - SOFT_TARGET) < p.nSoft;
+  let isHard = tgt >= 0 && tgt < SOFT_TARGET && u32(tgt) < p.V;
+  var zy = 0.0;
+  if (isHard) { zy = z_at(r * p.V + u32(tgt)); }
+  var s = 0u;
+  if (isSoft) { s = u32(tgt - SOFT_TARGET); }
+  return Row(r, r * p.V, tgt, isSoft, isHard, zy, s, s * p.W);
+}
+
+// The vocabulary column of entry e of a soft row.
+fn soft_col(row: Row, e: u32) -> u32 {
+  if (flag(F_SOFT_IDX)) { return softIdx[row.e0 + e]; }
+  return p.softOffset + e;
+}
+
+// Sums run in blocks of BLOCK steps folded into the total (blocked summation): a thread of
+// the direct schedule sums a whole row, and serial f32 sums of 10^5 terms lose digits.
+const BLOCK: u32 = 64u;
+
+fn stream(row: Row, t: u32, T: u32) -> Online {
+  var st = Online(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0);
+  let hardLs = LOGSIG && row.isHard;
+  let V = p.V;
+  if (flag(F_VEC4)) {
+    let q0 = row.base >> 2u;
+    let nq = V >> 2u;
+    for (var i0 = t; i0 < nq; i0 += BLOCK * T) {
+      var blk = Online(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0);
+      let end = min(nq, i0 + BLOCK * T);
+      for (var i = i0; i < end; i += T) { online_add4(&blk, logits[q0 + i], 4u, row.zy, hardLs); }
+      st = combine(st, blk);
+    }
+  } else {
+    // 4 elements T apart per step, so that the wide schedule's loads stay coalesced.
+    for (var j0 = t; j0 < V; j0 += 4u * BLOCK * T) {
+      var blk = Online(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0);
+      let end = min(V, j0 + 4u * BLOCK * T);
+      for (var j = j0; j < end; j += 4u * T) {
+        var z = vec4<f32>(0.0);
+        var n = 0u;
+        for (var c = 0u; c < 4u; c++) {
+          let jj = j + c * T;
+          if (jj < V) { z[c] = z_at(row.base + jj); n = c + 1u; }
+        }
+        online_add4(&blk, z, n, row.zy, hardLs);
+      }
+      st = combine(st, blk);
+    }
+  }
+  return st;
+}
+
+// (Q, Σ q_k (M − z_k)) over entries t, t + T, ... of the soft row.
+fn soft_part(row: Row, t: u32, T: u32, M: f32) -> vec4<f32> {
+  var acc = vec4<f32>(0.0);
+  for (var e = t; e < p.W; e += T) {
+    let q = softVal[row.e0 + e];
+    let k = soft_col(row, e);
+    if (q != 0.0 && k < p.V) { acc += vec4<f32>(q, q * (M - z_at(row.base + k)), 0.0, 0.0); }
+  }
+  return acc;
+}
+
+// Soft entries e..e+3: their mass (0 past the row or the vocabulary) and logits.
+struct Group { q: vec4<f32>, zk: vec4<f32> }
+
+fn group_at(row: Row, e: u32) -> Group {
+  var g = Group(vec4<f32>(0.0), vec4<f32>(0.0));
+  for (var c = 0u; c < 4u; c++) {
+    if (e + c < p.W) {
+      let q = softVal[row.e0 + e + c];
+      let k = soft_col(row, e + c);
+      if (q != 0.0 && k < p.V) {
+        g.q[c] = q;
+        g.zk[c] = z_at(row.base + k);
+      }
+    }
+  }
+  return g;
+}
+
+// Zb·A_k and Zb·B_k of the group's 4 entries, over logits t, t + T, ...
+fn group_part(row: Row, t: u32, T: u32, M: f32, zk: vec4<f32>) -> array<vec4<f32>, 2> {
+  var A = vec4<f32>(0.0);
+  var B = vec4<f32>(0.0);
+  for (var j0 = t; j0 < p.V; j0 += 4u * BLOCK * T) {
+    var a = vec4<f32>(0.0);
+    var b = vec4<f32>(0.0);
+    let end = min(p.V, j0 + 4u * BLOCK * T);
+    for (var j = j0; j < end; j += T) {
+      let z = z_at(row.base + j);
+      let d = vec4<f32>(z) - zk;
+      let ew = exp((z - M) * p.invBeta) * sigm4(SLOPE * d);
+      a += ew * d;
+      b += ew;
+    }
+    A += a;
+    B += b;
+  }
+  return array<vec4<f32>, 2>(A, B);
+}
+
+fn store_bk(row: Row, e: u32, B: vec4<f32>) {
+  for (var c = 0u; c < 4u; c++) {
+    if (e + c < p.W) { scratch[bk_at(row.e0 + e + c)] = B[c]; }
+  }
+}
+
+// Writes the row's statistics and values. qs = (Q, Σ q (M − z_k)); gls = Zb · soft logsigmoid GEM.
+fn finish(row: Row, st: Online, qs: vec4<f32>, gls: f32) {
+  let r = row.r;
+  let M = st.m;
+  let logZ1 = log(st.z1);
+  let invZb = 1.0 / st.zb;
+  var gem = 0.0;
+  var ce = 0.0;
+  var b = 1.0;
+  var has = 1.0;
+  if (row.isHard) {
+    ce = logZ1 + (M - row.zy);
+    if (LOGSIG) {
+      gem = st.a * invZb;
+      b = st.b * invZb;
+    } else {
+      gem = st.s1 * invZb + (M - row.zy);
+    }
+  } else {
+    let Q = qs.x;
+    ce = Q * logZ1 + qs.y;
+    b = Q;
+    has = select(0.0, 1.0, Q > 0.0);
+    if (LOGSIG) { gem = gls * invZb; } else { gem = Q * st.s1 * invZb + qs.y; }
+    scratch[owner_at(row.s)] = f32(r);
+  }
+  scratch[4u * r] = M;
+  scratch[4u * r + 1u] = log(st.zb);
+  scratch[4u * r + 2u] = b;
+  scratch[4u * r + 3u] = has;
+  rowLoss[2u * r] = gem * has;
+  rowLoss[2u * r + 1u] = ce * has;
+}
+
+fn finish_empty(r: u32) {
+  for (var i = 0u; i < 4u; i++) { scratch[4u * r + i] = 0.0; }
+  rowLoss[2u * r] = 0.0;
+  rowLoss[2u * r + 1u] = 0.0;
+}
+
+// ---- workgroup reductions: 256 → 16 → every thread, two barriers ----------------------------
+var<workgroup> red: array<vec4<f32>, 512>;
+var<workgroup> red2: array<vec4<f32>, 32>;
 
 fn unpack(u: vec4<f32>, v: vec4<f32>) -> Online { return Online(u.x, u.y, u.z, u.w, v.x, v.y); }
 
@@ -122,7 +308,6 @@ fn reduce_online(t: u32, st: Online) -> Online {
   return acc;
 }
 
-// Sums of two vec4s over the workgroup, returned to every thread.
 fn reduce_sum(t: u32, a: vec4<f32>, b: vec4<f32>) -> array<vec4<f32>, 2> {
   red[2u * t] = a;
   red[2u * t + 1u] = b;
@@ -148,39 +333,6 @@ fn reduce_sum(t: u32, a: vec4<f32>, b: vec4<f32>) -> array<vec4<f32>, 2> {
 }
 
 // ---- loss_rows: per-row statistics, CE and GEM ------------------------------------------
-// Adds 4 logits (of which `n` exist) to the online state; zy, hardLs: hard logsigmoid row.
-fn online_add4(st: ptr<function, Online>, z: vec4<f32>, n: u32, zy: f32, hardLs: bool) {
-  let live = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
-  let zm = select(vec4<f32>(LOWEST), z, live);
-  let qm = max(max(zm.x, zm.y), max(zm.z, zm.w));
-  if (qm > (*st).m) {
-    if ((*st).zb > 0.0) {
-      let d = (*st).m - qm;
-      let rb = exp(d * p.invBeta);
-      (*st).z1 *= exp(d);
-      (*st).s1 = rb * ((*st).s1 + d * (*st).zb);
-      (*st).zb *= rb;
-      (*st).a *= rb;
-      (*st).b *= rb;
-    }
-    (*st).m = qm;
-  }
-  let d = z - (*st).m;
-  let e1 = select(vec4<f32>(0.0), exp(d), live);
-  var eb = e1;
-  if (!flag(F_BETA_ONE)) { eb = select(vec4<f32>(0.0), exp(d * p.invBeta), live); }
-  let one = vec4<f32>(1.0);
-  (*st).z1 += dot(e1, one);
-  (*st).zb += dot(eb, one);
-  (*st).s1 += dot(eb, select(vec4<f32>(0.0), d, live));
-  if (hardLs) {
-    let dy = select(vec4<f32>(0.0), z - zy, live);
-    let ew = eb * sigm4(SLOPE * dy);
-    (*st).a += dot(ew, dy);
-    (*st).b += dot(ew, one);
-  }
-}
-
 @compute @workgroup_size(256)
 fn loss_rows(@builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(workgroup_id) wid: vec3<u32>,
@@ -188,242 +340,204 @@ fn loss_rows(@builtin(local_invocation_id) lid: vec3<u32>,
   let r = wid.x + wid.y * nwg.x;
   if (r >= p.rows) { return; }
   let t = lid.x;
-  let V = p.V;
-  let base = r * V;
-  let tgt = targets[r];
-  let isSoft = flag(F_HAS_SOFT) && tgt >= SOFT_TARGET && u32(tgt - SOFT_TARGET) < p.nSoft;
-  let isHard = tgt >= 0 && tgt < SOFT_TARGET && u32(tgt) < V;
-  if (!isSoft && !isHard) {
-    if (t == 0u) {
-      for (var i = 0u; i < 4u; i++) { stats[4u * r + i] = 0.0; }
-      rowLoss[2u * r] = 0.0;
-      rowLoss[2u * r + 1u] = 0.0;
-    }
+  let row = row_of(r);
+  if (!row.isSoft && !row.isHard) {
+    if (t == 0u) { finish_empty(r); }
     return;
   }
-  var zy = 0.0;
-  if (isHard) { zy = z_at(base + u32(tgt)); }
-  let logsig = flag(F_LOGSIG);
-  let hardLs = logsig && isHard;
-
-  var st = Online(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0);
-  if (VEC4) {
-    let q0 = base >> 2u;
-    for (var i = t; i < (V >> 2u); i += WG) { online_add4(&st, logits[q0 + i], 4u, zy, hardLs); }
-  } else {
-    // Scalar loads, 4 strided elements per step so that the loop stays coalesced.
-    for (var j = t; j < V; j += 4u * WG) {
-      var z = vec4<f32>(0.0);
-      var n = 0u;
-      for (var c = 0u; c < 4u; c++) {
-        let jj = j + c * WG;
-        if (jj < V) { z[c] = z_at(base + jj); n = c + 1u; }
-      }
-      online_add4(&st, z, n, zy, hardLs);
-    }
-  }
-  let row = reduce_online(t, st);
-  let M = row.m;
-  let logZ1 = log(row.z1);
-  let invZb = 1.0 / row.zb;
-
-  var gem = 0.0;
-  var ce = 0.0;
-  var b = 1.0;
-  var has = 1.0;
-  if (isHard) {
-    ce = logZ1 + (M - zy);
-    if (logsig) {
-      gem = row.a * invZb;
-      b = row.b * invZb;
-    } else {
-      gem = row.s1 * invZb + (M - zy);
-    }
-  } else {
-    let s = u32(tgt - SOFT_TARGET);
-    let e0 = s * p.W;
-    var acc = vec4<f32>(0.0);
-    for (var e = t; e < p.W; e += WG) {
-      let q = softVal[e0 + e];
-      let k = soft_col(e0, e);
-      if (q != 0.0 && k < V) { acc += vec4<f32>(q, q * (M - z_at(base + k)), 0.0, 0.0); }
-    }
-    let qs = reduce_sum(t, acc, vec4<f32>(0.0))[0];
-    let Q = qs.x;
-    ce = Q * logZ1 + qs.y;
-    b = Q;
-    has = select(0.0, 1.0, Q > 0.0);
-    if (logsig) {
-      // 4 support entries per pass over the row: A_k and B_k for each.
-      let aux = 4u * p.rows + e0;
+  let st = reduce_online(t, stream(row, t, WG));
+  var qs = vec4<f32>(0.0);
+  var gls = 0.0;
+  if (row.isSoft) {
+    qs = reduce_sum(t, soft_part(row, t, WG, st.m), vec4<f32>(0.0))[0];
+    if (LOGSIG) {
       for (var e = 0u; e < p.W; e += 4u) {
-        var q4 = vec4<f32>(0.0);
-        var zk = vec4<f32>(0.0);
-        for (var c = 0u; c < 4u; c++) {
-          if (e + c < p.W) {
-            let q = softVal[e0 + e + c];
-            let k = soft_col(e0, e + c);
-            if (q != 0.0 && k < V) {
-              q4[c] = q;
-              zk[c] = z_at(base + k);
-            }
-          }
-        }
-        if (all(q4 == vec4<f32>(0.0))) { continue; }
-        var A = vec4<f32>(0.0);
-        var B = vec4<f32>(0.0);
-        for (var j = t; j < V; j += WG) {
-          let z = z_at(base + j);
-          let eb = exp((z - M) * p.invBeta);
-          let d = vec4<f32>(z) - zk;
-          let ew = eb * sigm4(SLOPE * d);
-          A += ew * d;
-          B += ew;
-        }
-        let sums = reduce_sum(t, A, B);
-        gem += dot(q4, sums[0] * invZb);
-        if (t == 0u) {
-          let Bk = sums[1] * invZb;
-          for (var c = 0u; c < 4u; c++) {
-            if (e + c < p.W) { stats[aux + e + c] = Bk[c]; }
-          }
-        }
+        let g = group_at(row, e);
+        if (all(g.q == vec4<f32>(0.0))) { continue; }
+        let part = group_part(row, t, WG, st.m, g.zk);
+        let sums = reduce_sum(t, part[0], part[1]);
+        gls += dot(g.q, sums[0]);
+        if (t == 0u) { store_bk(row, e, sums[1] / st.zb); }
       }
-    } else {
-      gem = Q * row.s1 * invZb + qs.y;
     }
   }
-  if (t == 0u) {
-    stats[4u * r] = M;
-    stats[4u * r + 1u] = log(row.zb);
-    stats[4u * r + 2u] = b;
-    stats[4u * r + 3u] = has;
-    rowLoss[2u * r] = gem * has;
-    rowLoss[2u * r + 1u] = ce * has;
+  if (t == 0u) { finish(row, st, qs, gls); }
+}
+
+@compute @workgroup_size(16)
+fn loss_rows_direct(@builtin(global_invocation_id) gid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * 16u;
+  if (r >= p.rows) { return; }
+  let row = row_of(r);
+  if (!row.isSoft && !row.isHard) {
+    finish_empty(r);
+    return;
   }
+  let st = stream(row, 0u, 1u);
+  var qs = vec4<f32>(0.0);
+  var gls = 0.0;
+  if (row.isSoft) {
+    qs = soft_part(row, 0u, 1u, st.m);
+    if (LOGSIG) {
+      for (var e = 0u; e < p.W; e += 4u) {
+        let g = group_at(row, e);
+        if (all(g.q == vec4<f32>(0.0))) { continue; }
+        let part = group_part(row, 0u, 1u, st.m, g.zk);
+        gls += dot(g.q, part[0]);
+        store_bk(row, e, part[1] / st.zb);
+      }
+    }
+  }
+  finish(row, st, qs, gls);
 }
 
 // ---- loss_reduce: count and means ---------------------------------------------------------
-@compute @workgroup_size(256)
-fn loss_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
-  let t = lid.x;
+fn reduce_part(t: u32, T: u32) -> vec4<f32> {
   var acc = vec4<f32>(0.0);
-  for (var r = t; r < p.rows; r += WG) {
-    if (stats[4u * r + 3u] > 0.0) { acc += vec4<f32>(rowLoss[2u * r], rowLoss[2u * r + 1u], 1.0, 0.0); }
+  for (var r = t; r < p.rows; r += T) {
+    if (scratch[4u * r + 3u] > 0.0) { acc += vec4<f32>(rowLoss[2u * r], rowLoss[2u * r + 1u], 1.0, 0.0); }
   }
-  let s = reduce_sum(t, acc, vec4<f32>(0.0))[0];
-  if (t == 0u) {
-    let inv = select(0.0, 1.0 / s.z, s.z > 0.0);
-    out[0] = s.x * inv;
-    out[1] = s.y * inv;
-    out[2] = s.z;
-    out[3] = inv;
-  }
+  return acc;
 }
 
-// ---- loss_grad: dz for logits m0..m0+3 of row r, scaled by 1/count --------------------------
-fn grad_quad(r: u32, m0: u32) -> vec4<f32> {
-  let V = p.V;
-  let base = r * V;
-  let invN = out[3];
+fn write_means(s: vec4<f32>) {
+  let inv = select(0.0, 1.0 / s.z, s.z > 0.0);
+  out[0] = s.x * inv;
+  out[1] = s.y * inv;
+  out[2] = s.z;
+  out[3] = inv;
+}
+
+@compute @workgroup_size(256)
+fn loss_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
+  let s = reduce_sum(lid.x, reduce_part(lid.x, WG), vec4<f32>(0.0))[0];
+  if (lid.x == 0u) { write_means(s); }
+}
+
+@compute @workgroup_size(1)
+fn loss_reduce_direct() {
+  write_means(reduce_part(0u, 1u));
+}
+
+// ---- loss_grad: dz of row r, scaled by 1/count -----------------------------------------------
+// Row constants, loaded once per thread.
+struct GradRow { ok: bool, base: u32, M: f32, logZb: f32, b: f32, invN: f32, soft: bool, y: u32, zy: f32, e0: u32 }
+
+fn grad_row(r: u32) -> GradRow {
   let si = 4u * r;
-  if (stats[si + 3u] <= 0.0 || invN == 0.0) { return vec4<f32>(0.0); }
-  let M = stats[si];
-  let logZb = stats[si + 1u];
-  let b = stats[si + 2u];
-  var z = vec4<f32>(0.0);
-  if (VEC4) {
-    z = logits[(base + m0) >> 2u];
-  } else {
-    for (var c = 0u; c < 4u; c++) {
-      if (m0 + c < V) { z[c] = z_at(base + m0 + c); }
+  let invN = out[3];
+  let tgt = targets[r];
+  let soft = HAS_SOFT && tgt >= SOFT_TARGET;
+  let base = r * p.V;
+  var g = GradRow(scratch[si + 3u] > 0.0 && invN != 0.0, base, scratch[si], scratch[si + 1u], scratch[si + 2u],
+                  invN, soft, 0u, 0.0, 0u);
+  if (g.ok) {
+    if (soft) {
+      g.e0 = u32(tgt - SOFT_TARGET) * p.W;
+    } else {
+      g.y = u32(tgt);
+      g.zy = z_at(base + g.y);
     }
   }
-  let s = exp((z - M) * p.invBeta - logZb);
-  let tgt = targets[r];
-  let logsig = flag(F_LOGSIG);
+  return g;
+}
+
+// dz of logits m0..m0+3 (z their values).
+fn grad_quad(g: GradRow, m0: u32, z: vec4<f32>) -> vec4<f32> {
+  let s = exp((z - g.M) * p.invBeta - g.logZb);
   let m = vec4<u32>(m0, m0 + 1u, m0 + 2u, m0 + 3u);
-  var g: vec4<f32>;
-  if (tgt < SOFT_TARGET) {
-    let y = u32(tgt);
-    g = s;
-    if (logsig) { g = s * sigm4(SLOPE * (z - z_at(base + y))); }
-    g -= select(vec4<f32>(0.0), vec4<f32>(b), m == vec4<u32>(y));
+  var d: vec4<f32>;
+  if (!HAS_SOFT || !g.soft) {
+    d = s;
+    if (LOGSIG) { d = s * sigm4(SLOPE * (z - g.zy)); }
+    d -= select(vec4<f32>(0.0), vec4<f32>(g.b), m == vec4<u32>(g.y));
   } else {
-    let sr = u32(tgt - SOFT_TARGET);
-    let e0 = sr * p.W;
-    if (logsig) {
+    if (LOGSIG) {
       var c4 = vec4<f32>(0.0);
       for (var e = 0u; e < p.W; e++) {
-        let q = softVal[e0 + e];
-        let k = soft_col(e0, e);
-        if (q != 0.0 && k < V) { c4 += q * sigm4(SLOPE * (z - z_at(base + k))); }
+        let q = softVal[g.e0 + e];
+        var k = p.softOffset + e;
+        if (flag(F_SOFT_IDX)) { k = softIdx[g.e0 + e]; }
+        if (q != 0.0 && k < p.V) { c4 += q * sigm4(SLOPE * (z - z_at(g.base + k))); }
       }
-      g = s * c4;
+      d = s * c4;
     } else {
-      g = b * s;
+      d = g.b * s;
     }
-    if (!flag(F_SOFT_IDX)) {
+    if (!flag(F_SOFT_IDX) && m0 + 3u >= p.softOffset && m0 < p.softOffset + p.W) {
       // Window: q_m sits at entry m − softOffset.
       for (var c = 0u; c < 4u; c++) {
         let e = m[c] - p.softOffset;
         if (m[c] >= p.softOffset && e < p.W) {
-          let q = softVal[e0 + e];
+          let q = softVal[g.e0 + e];
           if (q != 0.0) {
             var bk = 1.0;
-            if (logsig) { bk = stats[4u * p.rows + e0 + e]; }
-            g[c] -= q * bk;
+            if (LOGSIG) { bk = scratch[bk_at(g.e0 + e)]; }
+            d[c] -= q * bk;
           }
         }
       }
     }
   }
-  return g * invN;
+  return d * g.invN;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn loss_grad(@builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(workgroup_id) wid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = wid.y + wid.z * nwg.y;
-  let m0 = (wid.x * WG + lid.x) * 4u;
-  if (r >= p.rows || m0 >= p.V) { return; }
-  let g = grad_quad(r, m0);
-  let o = r * p.V + m0;
-  for (var c = 0u; c < 4u; c++) {
-    if (m0 + c < p.V) { grad[o + c] = g[c]; }
+  if (r >= p.rows) { return; }
+  let g = grad_row(r);
+  let V = p.V;
+  for (var i = 0u; i < QPT; i++) {
+    let m0 = (wid.x * 64u * QPT + i * 64u + lid.x) * 4u;
+    if (m0 >= V) { break; }
+    var z = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+      if (m0 + c < V) { z[c] = z_at(g.base + m0 + c); }
+    }
+    var d = vec4<f32>(0.0);
+    if (g.ok) { d = grad_quad(g, m0, z); }
+    for (var c = 0u; c < 4u; c++) {
+      if (m0 + c < V) { grad[g.base + m0 + c] = d[c]; }
+    }
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn loss_grad4(@builtin(local_invocation_id) lid: vec3<u32>,
               @builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = wid.y + wid.z * nwg.y;
-  let m0 = (wid.x * WG + lid.x) * 4u;
-  if (r >= p.rows || m0 >= p.V) { return; }
-  grad4[(r * p.V + m0) >> 2u] = grad_quad(r, m0);
+  if (r >= p.rows) { return; }
+  let g = grad_row(r);
+  let q0 = g.base >> 2u;
+  for (var i = 0u; i < QPT; i++) {
+    let qi = wid.x * 64u * QPT + i * 64u + lid.x;
+    if (qi * 4u >= p.V) { break; }
+    var d = vec4<f32>(0.0);
+    if (g.ok) { d = grad_quad(g, qi * 4u, logits[q0 + qi]); }
+    grad4[q0 + qi] = d;
+  }
 }
 
-// ---- loss_scatter: −q_m B_m at the soft columns (SOFT_IDX rows) ---------------------------
-@compute @workgroup_size(256)
-fn loss_scatter(@builtin(local_invocation_id) lid: vec3<u32>,
-                @builtin(workgroup_id) wid: vec3<u32>,
+// ---- loss_scatter: −q_m B_m at the columns of indexed soft rows ----------------------------
+@compute @workgroup_size(64)
+fn loss_scatter(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = wid.x + wid.y * nwg.x;
-  if (r >= p.rows) { return; }
-  let tgt = targets[r];
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.nSoft * p.W) { return; }
+  let s = i / p.W;
+  let q = softVal[i];
+  let k = softIdx[i];
+  let r = u32(scratch[owner_at(s)]);
   let invN = out[3];
-  if (tgt < SOFT_TARGET || stats[4u * r + 3u] <= 0.0 || invN == 0.0) { return; }
-  let e0 = u32(tgt - SOFT_TARGET) * p.W;
-  let logsig = flag(F_LOGSIG);
-  for (var e = lid.x; e < p.W; e += WG) {
-    let q = softVal[e0 + e];
-    let k = soft_col(e0, e);
-    if (q != 0.0 && k < p.V) {
-      var bk = 1.0;
-      if (logsig) { bk = stats[4u * p.rows + e0 + e]; }
-      grad[r * p.V + k] -= invN * q * bk;
-    }
-  }
+  // The owner slot is only written for soft rows that some row targets: check it.
+  if (q == 0.0 || k >= p.V || invN == 0.0 || r >= p.rows || targets[r] != SOFT_TARGET + i32(s)) { return; }
+  if (scratch[4u * r + 3u] <= 0.0) { return; }
+  var bk = 1.0;
+  if (LOGSIG) { bk = scratch[bk_at(i)]; }
+  grad[r * p.V + k] -= invN * q * bk;
 }

@@ -45,6 +45,16 @@ export interface LossArgs {
   out: GPUBuffer;
   /** Optional rows × 2 f32, written: [GEM, CE] per row (0 where there is no target). */
   rowLoss?: GPUBuffer;
+  /** Per-row passes: 'wide' (a workgroup per row), 'direct' (an invocation per row, no barriers); default by adapter. */
+  schedule?: LossSchedule;
+}
+
+export type LossSchedule = 'wide' | 'direct' | 'auto';
+
+/** Workgroup reductions on GPUs; barrier-free passes on CPU-emulated adapters (a barrier costs a coroutine switch per invocation there). */
+export function lossSchedule(rt: Runtime, s: LossSchedule | undefined): 'wide' | 'direct' {
+  if (s && s !== 'auto') return s;
+  return rt.adapter.software ? 'direct' : 'wide';
 }
 
 const MAX_GROUPS = 65535;
@@ -66,7 +76,7 @@ export function logitsBytes(rows: number, vocab: number): number {
 
 /**
  * Records the loss passes: loss_rows → loss_reduce → loss_grad (→ loss_scatter for indexed
- * soft rows). Temporaries are released when the batch completes.
+ * soft rows), 3 or 4 dispatches. Temporaries are released when the batch completes.
  */
 export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Promise<void> {
   const rows = expectDim('rows', args.rows);
@@ -103,16 +113,20 @@ export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Pro
   }
   const logsig = h === 'logsigmoid';
   const indexed = !!soft?.indices;
-  // The kind of loss is a uniform (one pipeline per entry point for all kinds); VEC4 changes the loads.
-  const flags = (logsig ? 1 : 0) | (soft ? 2 : 0) | (indexed ? 4 : 0) | (beta === 1 ? 8 : 0);
-  const defines = { VEC4: V % 4 === 0 };
+  const direct = lossSchedule(rt, args.schedule) === 'direct';
+  const vec4 = V % 4 === 0;
+  const flags = (beta === 1 ? 1 : 0) | (vec4 ? 2 : 0) | (indexed ? 4 : 0);
+  // Direct: long strips per invocation (CPU emulation pays per invocation); wide: 4 quads per thread.
+  const defines = { LOGSIG: logsig, HAS_SOFT: !!soft, QPT: direct ? 16 : 4 };
+  const perGroup = 64 * 4 * defines.QPT;
   const [rowsP, reduceP, gradP, scatterP] = await Promise.all([
-    rt.pipelines.get(shader, 'loss_rows', defines),
-    rt.pipelines.get(shader, 'loss_reduce', defines),
-    rt.pipelines.get(shader, defines.VEC4 ? 'loss_grad4' : 'loss_grad', defines),
+    rt.pipelines.get(shader, direct ? 'loss_rows_direct' : 'loss_rows', defines),
+    rt.pipelines.get(shader, direct ? 'loss_reduce_direct' : 'loss_reduce', defines),
+    rt.pipelines.get(shader, vec4 ? 'loss_grad4' : 'loss_grad', defines),
     indexed ? rt.pipelines.get(shader, 'loss_scatter', defines) : Promise.resolve(null),
   ]);
-  const stats = rt.pool.acquire((rows * 4 + (logsig ? nSoft * W : 0)) * 4, 'loss.stats');
+  // Scratch: per-row statistics (rows × 4), the owner row of each soft row, B_k per soft entry.
+  const stats = rt.pool.acquire((rows * 4 + nSoft + (logsig ? nSoft * W : 0)) * 4, 'loss.scratch');
   const rowLoss = args.rowLoss ?? rt.pool.acquire(rows * 8, 'loss.rows');
   batch.onDone(() => {
     rt.pool.release(stats);
@@ -124,12 +138,12 @@ export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Pro
   const u = undefined;
   // Binding i+1 ← buffers[i]: logits, targets, softVal, softIdx, stats, rowLoss, out, grad, grad4.
   const b = (...xs: Binding[]) => xs;
-  batch.dispatch(rowsP, params, b(args.logits, args.targets, softVal, softIdx, stats, rowLoss), fold(rows));
+  batch.dispatch(rowsP, params, b(args.logits, args.targets, softVal, softIdx, stats, rowLoss), fold(direct ? Math.ceil(rows / 16) : rows));
   batch.dispatch(reduceP, params, b(u, u, u, u, stats, rowLoss, args.out), [1]);
-  const gradBufs = defines.VEC4
+  const gradBufs = vec4
     ? b(args.logits, args.targets, softVal, softIdx, stats, u, args.out, u, args.grad)
     : b(args.logits, args.targets, softVal, softIdx, stats, u, args.out, args.grad);
   const [gy, gz] = fold(rows);
-  batch.dispatch(gradP, params, gradBufs, [Math.ceil(V / 1024), gy, gz]);
-  if (scatterP) batch.dispatch(scatterP, params, b(u, args.targets, softVal, softIdx, stats, u, args.out, args.grad), fold(rows));
+  batch.dispatch(gradP, params, gradBufs, [Math.ceil(V / perGroup), gy, gz]);
+  if (scatterP) batch.dispatch(scatterP, params, b(u, args.targets, softVal, softIdx, stats, u, args.out, args.grad), fold(Math.ceil((nSoft * W) / 64)));
 }
