@@ -13,6 +13,8 @@
 //   gaussian  w_k = exp(−d_k² / 2σ²)
 //   q' = (1 − mix) · onehot(hard) + mix · w / Σ w     (all of it on the hard cell if Σ w = 0)
 // Defines: PATCH2D (else bins), GAUSSIAN (else inverse), WRITE_TARGETS.
+// Entry points: grounding_labels, a workgroup per point (GPUs); grounding_labels_direct, an
+// invocation per point without barriers (CPU-emulated adapters).
 
 struct Params {
   count: u32, cells: u32, grid: u32, rowOffset: u32,
@@ -62,28 +64,48 @@ fn weight(k: u32, h: u32, a: vec2<f32>) -> f32 {
   return 1.0 / pow(d + p.eps, p.power);
 }
 
-@compute @workgroup_size(256)
-fn grounding_labels(@builtin(local_invocation_id) lid: vec3<u32>,
-                    @builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = wid.x + wid.y * nwg.x;
-  if (i >= p.count) { return; }
-  let t = lid.x;
+// Σ_k w_k over cells t, t + T, ... of point i.
+fn part(i: u32, t: u32, T: u32) -> f32 {
   let a = anchors[i];
   let h = u32(slots[i]);
   var acc = 0.0;
-  for (var k = t; k < p.cells; k += WG) { acc += weight(k, h, a); }
-  let total = reduce_sum(t, acc);
+  for (var k = t; k < p.cells; k += T) { acc += weight(k, h, a); }
+  return acc;
+}
+
+// Writes cells t, t + T, ... of point i's row (and, from thread 0, its target).
+fn write_row(i: u32, t: u32, T: u32, total: f32) {
+  let a = anchors[i];
+  let h = u32(slots[i]);
   let inv = select(0.0, 1.0 / total, total > 0.0);
   let row = (p.rowOffset + i) * p.cells;
-  for (var k = t; k < p.cells; k += WG) {
-    var q = weight(k, h, a) * inv;
+  for (var k = t; k < p.cells; k += T) {
     var hard = 0.0;
     if (k == h) { hard = 1.0; }
+    var q = weight(k, h, a) * inv;
     if (total <= 0.0) { q = hard; }
     out[row + k] = (1.0 - p.mix) * hard + p.mix * q;
   }
   if (WRITE_TARGETS && t == 0u) {
     targets[u32(slots[p.count + i])] = SOFT_TARGET + i32(p.rowOffset + i);
   }
+}
+
+// One workgroup per point (GPUs).
+@compute @workgroup_size(256)
+fn grounding_labels(@builtin(local_invocation_id) lid: vec3<u32>,
+                    @builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = wid.x + wid.y * nwg.x;
+  if (i >= p.count) { return; }
+  write_row(i, lid.x, WG, reduce_sum(lid.x, part(i, lid.x, WG)));
+}
+
+// One invocation per point, no barriers (CPU-emulated adapters).
+@compute @workgroup_size(16)
+fn grounding_labels_direct(@builtin(global_invocation_id) gid: vec3<u32>,
+                           @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 16u;
+  if (i >= p.count) { return; }
+  write_row(i, 0u, 1u, part(i, 0u, 1u));
 }

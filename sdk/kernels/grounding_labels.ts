@@ -6,6 +6,7 @@ import shader from '../../shaders/grounding_labels.wgsl';
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Params, type Batch } from '../gpu/launch.js';
+import { lossSchedule, type LossSchedule } from './loss.js';
 import { axisScale, expectUnit, locCells, pointCell, type LocCodec } from '../model/box_codec.js';
 
 export type LabelKernel =
@@ -94,6 +95,8 @@ export interface GroundingLabelsArgs {
   rowOffset?: number;
   /** rows i32 targets of the loss: row slots[count + i] becomes SOFT_TARGET + rowOffset + i. */
   targets?: GPUBuffer;
+  /** 'wide' (a workgroup per point) or 'direct' (an invocation per point); default by adapter. */
+  schedule?: LossSchedule;
 }
 
 export async function recordGroundingLabels(rt: Runtime, batch: Batch, args: GroundingLabelsArgs): Promise<void> {
@@ -106,7 +109,8 @@ export async function recordGroundingLabels(rt: Runtime, batch: Batch, args: Gro
   if (args.out.size < need) throw new EdgeTuneError('SHAPE_MISMATCH', `out has ${args.out.size} bytes but rows up to ${rowOffset + count} of ${cells} cells need ${need}`);
   if (args.anchors.size < count * 8) throw new EdgeTuneError('SHAPE_MISMATCH', `anchors has ${args.anchors.size} bytes, needs ${count * 8}`);
   if (args.slots.size < count * (args.targets ? 8 : 4)) throw new EdgeTuneError('SHAPE_MISMATCH', `slots has ${args.slots.size} bytes, needs ${count * (args.targets ? 8 : 4)}`);
-  const pipeline = await rt.pipelines.get(shader, 'grounding_labels', {
+  const direct = lossSchedule(rt, args.schedule) === 'direct';
+  const pipeline = await rt.pipelines.get(shader, direct ? 'grounding_labels_direct' : 'grounding_labels', {
     PATCH2D: args.codec.kind === 'patch2d',
     GAUSSIAN: kernel.kind === 'gaussian',
     WRITE_TARGETS: !!args.targets,
@@ -117,6 +121,7 @@ export async function recordGroundingLabels(rt: Runtime, batch: Batch, args: Gro
     .f32(inv ? kernel.power : 0).f32(inv ? kernel.eps : 0).f32(inv ? Math.min(kernel.radius, F32_MAX) : 0)
     .f32(inv ? 0 : 1 / (2 * kernel.sigma * kernel.sigma))
     .f32(mix);
-  const groups: [number, number] = count <= 65535 ? [count, 1] : [65535, Math.ceil(count / 65535)];
+  const n = direct ? Math.ceil(count / 16) : count;
+  const groups: [number, number] = n <= 65535 ? [n, 1] : [65535, Math.ceil(n / 65535)];
   batch.dispatch(pipeline, params, [args.anchors, args.slots, args.out, args.targets ?? rt.dummy], groups);
 }

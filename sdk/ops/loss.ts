@@ -2,7 +2,7 @@
 // shaders/loss.wgsl and shaders/grounding_labels.wgsl.
 import { EdgeTuneError, expectDim, expectFinite } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
-import { IGNORE_INDEX, SOFT_TARGET, logitsBytes, recordLoss, type GemH, type SoftTable } from '../kernels/loss.js';
+import { IGNORE_INDEX, SOFT_TARGET, logitsBytes, recordLoss, type GemH, type LossSchedule, type SoftTable } from '../kernels/loss.js';
 import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernels/grounding_labels.js';
 import { locCells, type LocCodec } from '../model/box_codec.js';
 import { expectF32 } from './host.js';
@@ -16,6 +16,8 @@ export interface CrossEntropyArgs {
   rows: number;
   vocab: number;
   targets: LossTargets;
+  /** Force a schedule of the per-row passes (default: the adapter's best). */
+  schedule?: LossSchedule;
 }
 
 export interface GemLossArgs extends CrossEntropyArgs {
@@ -120,7 +122,7 @@ async function runLoss(rt: Runtime, args: CrossEntropyArgs, beta: number, h: Gem
     const grad = acquire(bytes, `${name}.grad`);
     const out = acquire(16, `${name}.out`);
     const batch = rt.batch(`ops.${name}`);
-    await recordLoss(rt, batch, { logits: logitsBuf, rows, vocab: V, targets: targetsBuf, soft, beta, h, grad, out });
+    await recordLoss(rt, batch, { logits: logitsBuf, rows, vocab: V, targets: targetsBuf, soft, beta, h, grad, out, schedule: args.schedule });
     await batch.submit();
     const [o, g] = await Promise.all([rt.readF32(out, 4), rt.readF32(grad, rows * V)]);
     return { gem: o[0]!, ce: o[1]!, count: o[2]!, grad: g };
@@ -156,6 +158,8 @@ export interface GroundingLabelsOptions {
   mix?: number;
   /** Per point: a box's bottom-right corner (Kosmos-2 puts a corner on a border in the cell before it). */
   ends?: ArrayLike<boolean | number>;
+  /** Force a schedule (default: the adapter's best). */
+  schedule?: LossSchedule;
 }
 
 /** Soft targets over the location cells, count × cells (each row sums to 1). */
@@ -168,7 +172,7 @@ export async function groundingLabels(rt: Runtime, opts: GroundingLabelsOptions)
   const out = rt.pool.acquire(count * cells * 4, 'groundingLabels.out');
   try {
     const batch = rt.batch('ops.groundingLabels');
-    await recordGroundingLabels(rt, batch, { codec: opts.codec, kernel: opts.kernel, mix: opts.mix, count, anchors: anchorsBuf, slots, out });
+    await recordGroundingLabels(rt, batch, { codec: opts.codec, kernel: opts.kernel, mix: opts.mix, count, anchors: anchorsBuf, slots, out, schedule: opts.schedule });
     await batch.submit();
     return await rt.readF32(out, count * cells);
   } finally {
