@@ -89,18 +89,18 @@ export interface LossRef {
   grad: Float64Array;
 }
 
-/** Means over the rows that have a target; the gradient carries 1/count. */
-export function lossRef(logits: Float32Array, rows: number, V: number, targets: Int32Array | { soft: Float32Array }, beta: number, h: H): LossRef {
+/** Means over the rows that have a target; the gradient carries 1/count. `pairs(r)` is row r's target. */
+export function lossRefPairs(logits: Float32Array, rows: number, V: number, pairs: (r: number) => Pairs, beta: number, h: H): LossRef {
   const rowGem = new Float64Array(rows);
   const rowCe = new Float64Array(rows);
   const grad = new Float64Array(rows * V);
   let count = 0;
   for (let r = 0; r < rows; r++) {
-    const pairs = rowPairs(targets, r, V);
-    if (!pairs) continue;
+    const pr = pairs(r);
+    if (!pr) continue;
     count++;
     const z = Float64Array.from(logits.subarray(r * V, (r + 1) * V));
-    const row = gemRow(z, pairs, beta, h);
+    const row = gemRow(z, pr, beta, h);
     rowGem[r] = row.gem;
     rowCe[r] = row.ce;
     grad.set(row.grad, r * V);
@@ -113,6 +113,21 @@ export function lossRef(logits: Float32Array, rows: number, V: number, targets: 
   const inv = count ? 1 / count : 0;
   for (let i = 0; i < grad.length; i++) grad[i]! *= inv;
   return { gem: gem * inv, ce: ce * inv, count, rowGem, rowCe, grad };
+}
+
+/** lossRefPairs for ops-style targets (Int32Array or dense soft rows). */
+export function lossRef(logits: Float32Array, rows: number, V: number, targets: Int32Array | { soft: Float32Array }, beta: number, h: H): LossRef {
+  return lossRefPairs(logits, rows, V, (r) => rowPairs(targets, r, V), beta, h);
+}
+
+/**
+ * Tolerance for a mean of per-row values: 1e-4 relative to the mean magnitude of the rows (GEM
+ * can be near zero or negative while its rows are not, so relative-to-result is meaningless).
+ */
+export function meanTol(rowValues: Float64Array, count: number, rtol = 1e-4): number {
+  let s = 0;
+  for (const v of rowValues) s += Math.abs(v);
+  return rtol * Math.max(1, count ? s / count : 0);
 }
 
 /**
