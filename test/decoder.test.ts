@@ -9,7 +9,7 @@ import { RopeTable } from '../sdk/nn/rope.js';
 import { generate } from '../sdk/model/generate.js';
 import { Trainer, type TrainBatch } from '../sdk/train/trainer.js';
 import { recordLoss } from '../sdk/kernels/loss.js';
-import { randn, rng } from './helpers/reference.js';
+import { randn, relError, rng } from './helpers/reference.js';
 import { testRuntime } from './helpers/runtime.js';
 
 const CFG: DecoderConfig = { layers: 2, dModel: 32, heads: 4, kvHeads: 2, dFf: 40, vocab: 23, ropeTheta: 10000, maxPositions: 32 };
@@ -69,10 +69,9 @@ async function gradients(trainer: Trainer, mb: TrainBatch): Promise<Map<string, 
 }
 
 /** Central differences at a few coordinates of every trainable parameter. */
-async function checkFiniteDifferences(trainer: Trainer, mb: TrainBatch, perParam: number, seed: number): Promise<number> {
+async function checkFiniteDifferences(trainer: Trainer, mb: TrainBatch, perParam: number, seed: number, eps = 2e-2): Promise<number> {
   const g = await gradients(trainer, mb);
   const r = rng(seed);
-  const eps = 2e-2;
   let checked = 0;
   for (const p of trainer.optimizer.params) {
     const value = await p.value.read();
@@ -126,7 +125,8 @@ describe('decoder gradients against finite differences', () => {
       const names = trainer.optimizer.params.map((p) => p.name);
       expect(names.every((n) => n.includes('.adapter.'))).toBe(true);
       expect(names.length).toBe(2 * 3 * (kind === 'lora' ? 2 : 5));
-      await checkFiniteDifferences(trainer, lmBatch(2, 4, 9), 1, 5);
+      // A small step: the ReLU gate of Dual-LoRA has kinks that a wide difference may straddle.
+      await checkFiniteDifferences(trainer, lmBatch(2, 4, 9), 1, 5, 4e-3);
       trainer.destroy();
     });
   }
@@ -192,7 +192,7 @@ describe('training', () => {
     expect(first).toBeGreaterThan(2.5);
     expect(last).toBeLessThan(0.05);
     trainer.destroy();
-  });
+  }, 600_000);
 
   test('adapter mode leaves every base weight bit-identical and trains the adapter', async () => {
     const rt = await testRuntime();
@@ -215,19 +215,55 @@ describe('training', () => {
     trainer.destroy();
   });
 
-  test('after the first step: no new pipelines, same memory; gradient accumulation', async () => {
+  for (const mode of ['full', 'adapter'] as const) {
+    test(`${mode} mode, after the first step: no new pipelines, no new memory`, async () => {
+      const rt = await testRuntime();
+      const model = new LlamaDecoder(rt, CFG, 7);
+      const trainer = new Trainer(rt, model, { mode, adapter: { kind: 'dual-lora', rank: 4 } });
+      const a = lmBatch(2, 6, 15), b = lmBatch(2, 6, 16);
+      const r1 = await trainer.trainStep([a, b]);
+      const r2 = await trainer.trainStep([a, b]);
+      const r3 = await trainer.trainStep([a, b]);
+      expect(r1.peakBytes).toBeGreaterThan(0);
+      expect(r2.newPipelines).toBe(0);
+      expect(r3.newPipelines).toBe(0);
+      expect(r3.pooledBytes).toBe(r2.pooledBytes);
+      expect(r3.step).toBe(3);
+      trainer.destroy();
+    });
+  }
+
+  test('gradient accumulation: two micro-batches in one encoder add their gradients', async () => {
     const rt = await testRuntime();
-    const model = new LlamaDecoder(rt, CFG, 7);
+    const model = new LlamaDecoder(rt, CFG, 9);
+    await randomise(model.params(), 600, 0.3);
     const trainer = new Trainer(rt, model, { mode: 'full' });
-    const a = lmBatch(2, 6, 15), b = lmBatch(2, 6, 16);
-    const r1 = await trainer.trainStep([a, b]);
-    const r2 = await trainer.trainStep([a, b]);
-    const r3 = await trainer.trainStep([a, b]);
-    expect(r1.peakBytes).toBeGreaterThan(0);
-    expect(r2.newPipelines).toBe(0);
-    expect(r3.newPipelines).toBe(0);
-    expect(r3.pooledBytes).toBe(r2.pooledBytes);
-    expect(r3.step).toBe(3);
+    const a = lmBatch(2, 5, 18), b = lmBatch(2, 5, 19);
+    const ga = await gradients(trainer, a);
+    const gb = await gradients(trainer, b);
+    const out = [Tensor.zeros(rt, [4]), Tensor.zeros(rt, [4])];
+    const batch = rt.batch('both');
+    trainer.optimizer.zeroGrads(batch);
+    await trainer.recordMicro(batch, a, out[0]!, 0);
+    await trainer.recordMicro(batch, b, out[1]!, 1);
+    await batch.submit();
+    for (const p of trainer.optimizer.params) {
+      const both = await p.grad!.read();
+      const sum = ga.get(p.name)!.map((x, i) => x + gb.get(p.name)![i]!);
+      expect(relError(both, sum), p.name).toBeLessThan(1e-4);
+    }
+    out.forEach((t) => t.release());
+    trainer.destroy();
+  });
+
+  test('bad targets and ids are refused before anything runs', async () => {
+    const rt = await testRuntime();
+    const trainer = new Trainer(rt, new LlamaDecoder(rt, CFG, 10), { mode: 'full' });
+    const mb = lmBatch(1, 4, 20);
+    await expect(trainer.trainStep({ ...mb, targets: Int32Array.of(1, 2, 3, CFG.vocab) })).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
+    await expect(trainer.trainStep({ ...mb, ids: Int32Array.of(1, -2, 3, 4) })).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
+    await expect(trainer.trainStep({ ...mb, ids: Int32Array.of(1, 2) })).rejects.toMatchObject({ code: 'SHAPE_MISMATCH' });
+    await expect(trainer.trainStep([])).rejects.toMatchObject({ code: 'EMPTY_DATASET' });
     trainer.destroy();
   });
 

@@ -8,7 +8,8 @@ import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
-import { recordLoss, type GemH, type SoftTable } from '../kernels/loss.js';
+import { IGNORE_INDEX, recordLoss, SOFT_TARGET, type GemH, type SoftTable } from '../kernels/loss.js';
+import { checkIds } from '../kernels/embedding.js';
 import type { AdapterConfig, LlamaDecoder } from '../nn/decoder.js';
 import { RopeTable } from '../nn/rope.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
@@ -93,8 +94,12 @@ export class Trainer {
     return t;
   }
 
-  /** Records forward, loss and backward of one micro-batch; the loss lands in `out`. */
-  async recordMicro(batch: Batch, mb: TrainBatch, out: Tensor): Promise<void> {
+  /**
+   * Records forward, loss and backward of one micro-batch; the loss lands in `out`. Host data
+   * (ids, positions, targets) goes into buffers of micro-batch slot `slot`: writes reach the GPU
+   * before the whole batch runs, so two micro-batches of one step must not share them.
+   */
+  async recordMicro(batch: Batch, mb: TrainBatch, out: Tensor, slot = 0): Promise<void> {
     const B = expectDim('batch', mb.batch);
     const S = expectDim('seq', mb.seq);
     const T = B * S;
@@ -105,11 +110,21 @@ export class Trainer {
     const m = this.model;
     const V = m.cfg.vocab;
     const rt = this.rt;
-    const positions = this.buf('positions', [T], 'i32');
+    const positions = this.buf(`positions.${slot}`, [T], 'i32');
     positions.write(RopeTable.sequential(B, S));
-    const targets = this.buf('targets', [T], 'i32');
+    const targets = this.buf(`targets.${slot}`, [T], 'i32');
     targets.write(mb.targets);
-    const embeds = await m.embedTokens(batch, mb.ids);
+    checkIds(mb.ids, V, 'ids');
+    for (let i = 0; i < T; i++) {
+      const t = mb.targets[i]!;
+      const soft = t >= SOFT_TARGET && !!mb.soft && t - SOFT_TARGET < mb.soft.rows;
+      if (t !== IGNORE_INDEX && !(t >= 0 && t < V) && !soft) {
+        throw new EdgeTuneError('OUT_OF_RANGE', `targets[${i}] = ${t} is neither a token id in [0, ${V}), −100 (ignore) nor a soft-target row`);
+      }
+    }
+    const ids = this.buf(`ids.${slot}`, [T], 'i32');
+    ids.write(mb.ids);
+    const embeds = await m.embedTokens(batch, ids);
     if (mb.embeds && mb.embedRows) {
       let off = 0;
       for (const r of mb.embedRows) {
@@ -138,7 +153,7 @@ export class Trainer {
     rt.pool.resetPeak();
     while (this.lossOut.length < list.length) this.lossOut.push(Tensor.zeros(rt, [4]));
     const batch = rt.batch(`train step ${this.stepCount + 1}`);
-    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, this.lossOut[i]!);
+    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, this.lossOut[i]!, i);
     const t = this.stepCount + 1;
     const lr = this.opts.schedule ? learningRate(this.opts.schedule, t) : (this.opts.lr ?? 1e-3);
     await this.optimizer.record(batch, { lr, gradScale: 1 / list.length, loss: this.lossOut[list.length - 1]!.buffer });
@@ -149,7 +164,7 @@ export class Trainer {
     let loss = 0, ce = 0;
     for (let i = 0; i < list.length; i++) {
       const o = await this.lossOut[i]!.read();
-      loss += o[0]! / list.length;
+      loss += (this.opts.loss === 'gem' ? o[0]! : o[1]!) / list.length;
       ce += o[1]! / list.length;
     }
     return {
@@ -177,7 +192,7 @@ export class Trainer {
     });
     await batch.submit();
     const o = await out.read();
-    return { loss: o[0]!, ce: o[1]! };
+    return { loss: this.opts.loss === 'gem' ? o[0]! : o[1]!, ce: o[1]! };
   }
 
   destroy(): void {
