@@ -1,0 +1,200 @@
+// ViT encoder (SigLIP-style, pre-norm, no class token) and the connector to the decoder width.
+//   VisionEncoder  pixels (B, 3, H, W) → features (B·P, d), P = (H/p)·(W/p)
+//                  patch embedding + positions → N × [LN → q,k,v → full attention → o → residual
+//                  → LN → GELU MLP → residual] → LN. Every layer's output is kept
+//                  (`hiddenStates`) for the later visual-cue-enhancement module.
+//   Connector      features (B·P, dv) → (B·P, d): Dense → GELU → Dense (LLaVA-style projector)
+// backward(dy) returns nothing for the pixels; it adds every trainable parameter's gradient.
+import { EdgeTuneError, expectDim } from '../errors.js';
+import type { Batch } from '../gpu/launch.js';
+import type { Runtime } from '../gpu/runtime.js';
+import type { Tensor } from '../gpu/tensor.js';
+import { recordAdd } from '../kernels/elementwise.js';
+import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
+import { Attention } from './attention.js';
+import { Dense } from './dense.js';
+import { joinName } from './init.js';
+import { GeluMlp } from './mlp.js';
+import { Activations, type Layer, type Param } from './module.js';
+import { LayerNorm } from './norm.js';
+import { PatchEmbed } from './patch_embed.js';
+
+export interface VisionConfig {
+  imageSize: number;
+  patch: number;
+  d: number;
+  layers: number;
+  heads: number;
+  /** MLP width (default 4d). */
+  dFf?: number;
+  /** LayerNorm epsilon (default 1e-6, SigLIP). */
+  eps?: number;
+}
+
+export class VisionLayer implements Layer {
+  readonly rt: Runtime;
+  readonly d: number;
+  readonly ln1: LayerNorm;
+  readonly ln2: LayerNorm;
+  readonly q: Dense;
+  readonly k: Dense;
+  readonly v: Dense;
+  readonly o: Dense;
+  readonly mlp: GeluMlp;
+  readonly attn: Attention;
+  private readonly acts: Activations;
+  private rows = 0;
+  private shape = { batch: 1, seq: 1 };
+
+  constructor(rt: Runtime, cfg: VisionConfig, seed: number) {
+    this.rt = rt;
+    const d = (this.d = cfg.d);
+    const eps = cfg.eps ?? 1e-6;
+    this.ln1 = new LayerNorm(rt, { d, eps });
+    this.ln2 = new LayerNorm(rt, { d, eps });
+    const dense = (k: number) => new Dense(rt, { inFeatures: d, outFeatures: d, bias: true, seed: seed * 17 + k });
+    this.q = dense(1);
+    this.k = dense(2);
+    this.v = dense(3);
+    this.o = dense(4);
+    this.mlp = new GeluMlp(rt, { d, dFf: cfg.dFf ?? 4 * d, seed: seed * 17 + 5 });
+    this.attn = new Attention(rt, { heads: cfg.heads, headDim: d / cfg.heads });
+    this.acts = new Activations(rt);
+  }
+
+  /** HF SigLIP names: layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1/fc2. */
+  params(prefix = ''): Param[] {
+    const p = (s: string) => joinName(prefix, s);
+    return [
+      ...this.ln1.params(p('layer_norm1')), ...this.q.params(p('self_attn.q_proj')), ...this.k.params(p('self_attn.k_proj')),
+      ...this.v.params(p('self_attn.v_proj')), ...this.o.params(p('self_attn.out_proj')), ...this.ln2.params(p('layer_norm2')),
+      ...this.mlp.params(p('mlp')),
+    ];
+  }
+
+  /** x (B·P, d) → y (B·P, d); full attention within each image. */
+  async forward(batch: Batch, x: Tensor, images: number, patches: number): Promise<Tensor> {
+    const T = images * patches;
+    this.rows = T;
+    this.shape = { batch: images, seq: patches };
+    const h = await this.ln1.forward(batch, x);
+    const q = await this.q.forward(batch, h, T);
+    const k = await this.k.forward(batch, h, T);
+    const v = await this.v.forward(batch, h, T);
+    const a = await this.attn.forward(batch, q, k, v, { ...this.shape, prefix: patches });
+    const o = await this.o.forward(batch, a, T);
+    const x2 = this.acts.get('x2', [T, this.d]);
+    await recordAdd(this.rt, batch, x.buffer, o.buffer, x2.buffer, T * this.d);
+    const m = await this.mlp.forward(batch, await this.ln2.forward(batch, x2), T);
+    const y = this.acts.get('y', [T, this.d]);
+    await recordAdd(this.rt, batch, x2.buffer, m.buffer, y.buffer, T * this.d);
+    return y;
+  }
+
+  async backward(batch: Batch, dy: Tensor): Promise<Tensor> {
+    const T = this.rows;
+    const n = T * this.d;
+    const rt = this.rt;
+    const dn2 = await this.ln2.backward(batch, await this.mlp.backward(batch, dy));
+    const dx2 = this.acts.get('dx2', [T, this.d]);
+    await recordAdd(rt, batch, dy.buffer, dn2.buffer, dx2.buffer, n);
+    const { dq, dk, dv } = await this.attn.backward(batch, await this.o.backward(batch, dx2));
+    const dh = this.acts.get('dh', [T, this.d]);
+    await recordAdd(rt, batch, (await this.q.backward(batch, dq)).buffer, (await this.k.backward(batch, dk)).buffer, dh.buffer, n);
+    const dhv = await this.v.backward(batch, dv);
+    const dh2 = this.acts.get('dh2', [T, this.d]);
+    await recordAdd(rt, batch, dh.buffer, dhv.buffer, dh2.buffer, n);
+    const dx = this.acts.get('dx', [T, this.d]);
+    await recordAdd(rt, batch, dx2.buffer, (await this.ln1.backward(batch, dh2)).buffer, dx.buffer, n);
+    return dx;
+  }
+}
+
+export class VisionEncoder implements Layer {
+  readonly rt: Runtime;
+  readonly cfg: VisionConfig;
+  readonly embed: PatchEmbed;
+  readonly layers: VisionLayer[];
+  readonly postNorm: LayerNorm;
+  /** Outputs of the patch embedding and of every layer, from the last forward. */
+  hiddenStates: Tensor[] = [];
+  private images = 0;
+
+  constructor(rt: Runtime, cfg: VisionConfig, seed = 0) {
+    for (const k of ['imageSize', 'patch', 'd', 'layers', 'heads'] as const) expectDim(k, cfg[k]);
+    if (cfg.imageSize % cfg.patch !== 0) throw new EdgeTuneError('BAD_CONFIG', `image size ${cfg.imageSize} is not a multiple of the patch ${cfg.patch}`);
+    if (cfg.d % cfg.heads !== 0) throw new EdgeTuneError('BAD_CONFIG', `d ${cfg.d} is not a multiple of heads ${cfg.heads}`);
+    this.rt = rt;
+    this.cfg = cfg;
+    this.embed = new PatchEmbed(rt, { height: cfg.imageSize, width: cfg.imageSize, patch: cfg.patch, d: cfg.d, seed: seed * 31 + 1 });
+    this.layers = Array.from({ length: cfg.layers }, (_, i) => new VisionLayer(rt, cfg, seed * 31 + 10 + i));
+    this.postNorm = new LayerNorm(rt, { d: cfg.d, eps: cfg.eps ?? 1e-6 });
+  }
+
+  get patches(): number {
+    return this.embed.patches;
+  }
+
+  params(prefix = ''): Param[] {
+    const p = (s: string) => joinName(prefix, s);
+    return [
+      ...this.embed.params(p('embeddings')),
+      ...this.layers.flatMap((l, i) => l.params(p(`encoder.layers.${i}`))),
+      ...this.postNorm.params(p('post_layernorm')),
+    ];
+  }
+
+  /** pixels (B, 3, H, W) → features (B·P, d). */
+  async forward(batch: Batch, pixels: Tensor): Promise<Tensor> {
+    const per = 3 * this.cfg.imageSize * this.cfg.imageSize;
+    this.images = pixels.size / per;
+    let x = await this.embed.forward(batch, pixels);
+    this.hiddenStates = [x];
+    for (const l of this.layers) {
+      x = await l.forward(batch, x, this.images, this.patches);
+      this.hiddenStates.push(x);
+    }
+    return this.postNorm.forward(batch, x);
+  }
+
+  async backward(batch: Batch, dy: Tensor): Promise<void> {
+    let d = await this.postNorm.backward(batch, dy);
+    for (let i = this.layers.length - 1; i >= 0; i--) d = await this.layers[i]!.backward(batch, d);
+    await this.embed.backward(batch, d);
+  }
+}
+
+/** features (T, dv) → (T, d): y = fc2(gelu(fc1(x))), fc1: dv → d, fc2: d → d. */
+export class Connector implements Layer {
+  readonly rt: Runtime;
+  readonly fc1: Dense;
+  readonly fc2: Dense;
+  private readonly acts: Activations;
+  private saved: { z: Tensor; rows: number } | null = null;
+  constructor(rt: Runtime, o: { visionD: number; d: number; seed?: number }) {
+    this.rt = rt;
+    this.fc1 = new Dense(rt, { inFeatures: o.visionD, outFeatures: o.d, bias: true, seed: (o.seed ?? 0) * 13 + 1 });
+    this.fc2 = new Dense(rt, { inFeatures: o.d, outFeatures: o.d, bias: true, seed: (o.seed ?? 0) * 13 + 2 });
+    this.acts = new Activations(rt);
+  }
+  /** LLaVA names: linear_1, linear_2. */
+  params(prefix = ''): Param[] {
+    return [...this.fc1.params(joinName(prefix, 'linear_1')), ...this.fc2.params(joinName(prefix, 'linear_2'))];
+  }
+  async forward(batch: Batch, x: Tensor, rows: number): Promise<Tensor> {
+    const z = await this.fc1.forward(batch, x, rows);
+    const a = this.acts.get('act', [rows, this.fc1.outFeatures]);
+    await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: rows * this.fc1.outFeatures });
+    this.saved = { z, rows };
+    return this.fc2.forward(batch, a, rows);
+  }
+  /** dy (T, d) → dx (T, dv). */
+  async backward(batch: Batch, dy: Tensor): Promise<Tensor> {
+    if (!this.saved) throw new EdgeTuneError('INVALID_ARGUMENT', 'Connector.backward needs a forward first');
+    const { z, rows } = this.saved;
+    const da = await this.fc2.backward(batch, dy);
+    const dz = this.acts.get('dz', [rows, this.fc1.outFeatures]);
+    await recordGeluBackward(this.rt, batch, { z: z.buffer, dy: da.buffer, dz: dz.buffer, n: rows * this.fc1.outFeatures });
+    return this.fc1.backward(batch, dz);
+  }
+}
