@@ -51,19 +51,11 @@ export interface AdapterConfig {
   seed?: number;
 }
 
-/**
- * Wraps an adapter Linear as a LinearLike with Param-style parameters. Linear returns fresh
- * tensors; the wrapper frees each at the next call of the same kind, so the decoder sees
- * layer-owned outputs and a step reuses the pool's buffers.
- */
+/** An adapter Linear as a LinearLike whose params() are only the adapter's (the base Dense owns W). */
 class AdapterProj implements LinearLike {
   readonly inner: Linear;
-  private readonly list: Param[];
-  private lastY: Tensor | null = null;
-  private lastDx: Tensor | null = null;
   constructor(inner: Linear) {
     this.inner = inner;
-    this.list = inner.adapterParams().map((p) => ({ name: p.name, value: p.param, grad: p.grad, trainable: true }));
   }
   get inFeatures(): number {
     return this.inner.inFeatures;
@@ -71,24 +63,17 @@ class AdapterProj implements LinearLike {
   get outFeatures(): number {
     return this.inner.outFeatures;
   }
-  async forward(batch: Batch, x: Tensor, m: number): Promise<Tensor> {
-    this.lastY?.release();
-    this.lastY = await this.inner.forward(batch, x, m);
-    return this.lastY;
+  forward(batch: Batch, x: Tensor, m: number): Promise<Tensor> {
+    return this.inner.forward(batch, x, m);
   }
-  async backward(batch: Batch, dy: Tensor): Promise<Tensor> {
-    this.lastDx?.release();
-    this.lastDx = await this.inner.backward(batch, dy);
-    return this.lastDx;
+  backward(batch: Batch, dy: Tensor): Promise<Tensor> {
+    return this.inner.backward(batch, dy);
   }
   params(prefix = ''): Param[] {
-    for (const p of this.list) p.name = joinName(prefix, `adapter.${p.name.split('.').pop()}`);
-    return this.list;
+    const scope = joinName(prefix, 'adapter');
+    return this.inner.params(scope).filter((p) => p.name !== `${scope}.weight` && p.name !== `${scope}.bias`);
   }
   release(): void {
-    this.lastY?.release();
-    this.lastDx?.release();
-    this.lastY = this.lastDx = null;
     this.inner.release();
   }
 }
