@@ -1,7 +1,7 @@
 // `npm run bench -- loss`: GEM / cross-entropy over 512 rows of logits at vocab 1,000, 32,000
 // and 262,144. "GPU" is one recorded batch (all loss passes, values and gradient) with the data
 // already on the GPU, from record to completion; "host" is ops.gemLoss with upload and readback.
-import { IGNORE_INDEX, labelAnchors, logitsBytes, ops, recordGroundingLabels, recordLoss } from '../dist/edgetune.js';
+import { IGNORE_INDEX, labelAnchors, lossSchedule, logitsBytes, ops, recordGroundingLabels, recordLoss } from '../dist/edgetune.js';
 import { timeIt } from './_time.mjs';
 
 function fill(n, seed, lo, hi) {
@@ -16,7 +16,7 @@ function fill(n, seed, lo, hi) {
 
 export default async (rt) => {
   const rows = 512;
-  console.log(`rows = ${rows}; median of runs after a warm-up`);
+  console.log(`rows = ${rows}; median of runs after a warm-up; schedule ${lossSchedule(rt)}`);
   for (const V of [1000, 32000, 262144]) {
     const logits = fill(rows * V, 1, -8, 8);
     const targets = new Int32Array(rows);
@@ -31,7 +31,7 @@ export default async (rt) => {
       await recordLoss(rt, b, { logits: logitsBuf, rows, vocab: V, targets: tgt, beta, h, soft, grad, out });
       await b.submit();
     };
-    const line = (name, ms) => console.log(`  vocab ${String(V).padStart(6)}  ${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  (${((rows * V) / ms / 1e6).toFixed(2)} Glogit/s)`);
+    const line = (name, ms) => console.log(`  vocab ${String(V).padStart(6)}  ${name.padEnd(46)} ${ms.toFixed(1).padStart(8)} ms  (${((rows * V) / ms / 1e3).toFixed(1)} Mlogit/s)`);
     line('GPU  cross-entropy (β = 1)', await timeIt(gpu(1, 'linear'), { reps }));
     line('GPU  GEM β = 0.7, h = linear', await timeIt(gpu(0.7, 'linear'), { reps }));
     line('GPU  GEM β = 0.7, h = logsigmoid', await timeIt(gpu(0.7, 'logsigmoid'), { reps }));

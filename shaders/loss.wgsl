@@ -5,7 +5,8 @@
 //           (indexed rows) or softOffset + e (a window, e.g. the location tokens); q = 0 entries
 //           are skipped; columns are distinct within a row; a soft row is the target of one row
 //   scratch (R, 4) = [max z, log Σ exp((z − max)/β), b, has-target]; (S) owner row of each soft
-//           row; (S, W) B_k of each soft entry (logsigmoid)
+//           row; with LOGSIG also (S, W) B_k of each soft entry, (S) support size n_s and
+//           (S, W, 2) the support as (q_k, z_k) pairs (so the gradient loops over n_s, not W)
 //   rowLoss (R, 2) = [GEM, CE] per row (0 for a row without a target)
 //   out     [GEM mean, CE mean, count, 1/count]   (means over the rows that have a target)
 //   grad    (R, V) = d(GEM mean)/dz, the 1/count included (β = 1, linear: CE's gradient)
@@ -36,6 +37,7 @@
 //                     a barrier costs a coroutine switch per invocation)
 //   loss_reduce(_direct)  count and means into `out`
 //   loss_grad(4)      QPT quads of logits per thread, no barriers; loss_grad4 stores vec4s
+//                     (bindings: logits, targets, softVal, scratch, out, grad)
 //   loss_scatter      indexed soft rows only, one invocation per soft entry: −q_m B_m
 
 struct Params {
@@ -75,6 +77,8 @@ fn sigm4(x: vec4<f32>) -> vec4<f32> {
 // Scratch layout.
 fn owner_at(s: u32) -> u32 { return 4u * p.rows + s; }
 fn bk_at(e: u32) -> u32 { return 4u * p.rows + p.nSoft + e; }
+fn support_n_at(s: u32) -> u32 { return 4u * p.rows + p.nSoft + p.nSoft * p.W + s; }
+fn support_at(e: u32) -> u32 { return 4u * p.rows + 2u * p.nSoft + p.nSoft * p.W + 2u * e; }
 
 // ---- the online state ------------------------------------------------------------------
 // Max m; Σ e1, Σ eb, Σ eb (z − m) with e1 = exp(z − m), eb = exp((z − m)/β); for a hard
@@ -237,11 +241,24 @@ fn group_part(row: Row, t: u32, T: u32, M: f32, zk: vec4<f32>) -> array<vec4<f32
   return array<vec4<f32>, 2>(A, B);
 }
 
-fn store_bk(row: Row, e: u32, B: vec4<f32>) {
+// Stores B_k of the group's entries and appends its support to the row's (q_k, z_k) list;
+// returns the list's new length.
+fn store_group(row: Row, e: u32, g: Group, B: vec4<f32>, n: u32) -> u32 {
+  var m = n;
   for (var c = 0u; c < 4u; c++) {
     if (e + c < p.W) { scratch[bk_at(row.e0 + e + c)] = B[c]; }
+    if (g.q[c] != 0.0) {
+      let i = support_at(row.e0 + m);
+      scratch[i] = g.q[c];
+      scratch[i + 1u] = g.zk[c];
+      m++;
+    }
   }
+  return m;
 }
+
+// The number of support entries of a group (all threads agree: g is uniform).
+fn group_n(g: Group) -> u32 { return u32(dot(select(vec4<f32>(0.0), vec4<f32>(1.0), g.q != vec4<f32>(0.0)), vec4<f32>(1.0))); }
 
 // Writes the row's statistics and values. qs = (Q, Σ q (M − z_k)); gls = Zb · soft logsigmoid GEM.
 fn finish(row: Row, st: Online, qs: vec4<f32>, gls: f32) {
@@ -351,14 +368,17 @@ fn loss_rows(@builtin(local_invocation_id) lid: vec3<u32>,
   if (row.isSoft) {
     qs = reduce_sum(t, soft_part(row, t, WG, st.m), vec4<f32>(0.0))[0];
     if (LOGSIG) {
+      var n = 0u;
       for (var e = 0u; e < p.W; e += 4u) {
         let g = group_at(row, e);
         if (all(g.q == vec4<f32>(0.0))) { continue; }
         let part = group_part(row, t, WG, st.m, g.zk);
         let sums = reduce_sum(t, part[0], part[1]);
         gls += dot(g.q, sums[0]);
-        if (t == 0u) { store_bk(row, e, sums[1] / st.zb); }
+        if (t == 0u) { _ = store_group(row, e, g, sums[1] / st.zb, n); }
+        n += group_n(g);
       }
+      if (t == 0u) { scratch[support_n_at(row.s)] = f32(n); }
     }
   }
   if (t == 0u) { finish(row, st, qs, gls); }
@@ -380,13 +400,15 @@ fn loss_rows_direct(@builtin(global_invocation_id) gid: vec3<u32>,
   if (row.isSoft) {
     qs = soft_part(row, 0u, 1u, st.m);
     if (LOGSIG) {
+      var n = 0u;
       for (var e = 0u; e < p.W; e += 4u) {
         let g = group_at(row, e);
         if (all(g.q == vec4<f32>(0.0))) { continue; }
         let part = group_part(row, 0u, 1u, st.m, g.zk);
         gls += dot(g.q, part[0]);
-        store_bk(row, e, part[1] / st.zb);
+        n = store_group(row, e, g, part[1] / st.zb, n);
       }
+      scratch[support_n_at(row.s)] = f32(n);
     }
   }
   finish(row, st, qs, gls);
@@ -422,7 +444,7 @@ fn loss_reduce_direct() {
 
 // ---- loss_grad: dz of row r, scaled by 1/count -----------------------------------------------
 // Row constants, loaded once per thread.
-struct GradRow { ok: bool, base: u32, M: f32, logZb: f32, b: f32, invN: f32, soft: bool, y: u32, zy: f32, e0: u32 }
+struct GradRow { ok: bool, base: u32, M: f32, logZb: f32, b: f32, invN: f32, soft: bool, y: u32, zy: f32, e0: u32, n: u32 }
 
 fn grad_row(r: u32) -> GradRow {
   let si = 4u * r;
@@ -431,10 +453,12 @@ fn grad_row(r: u32) -> GradRow {
   let soft = HAS_SOFT && tgt >= SOFT_TARGET;
   let base = r * p.V;
   var g = GradRow(scratch[si + 3u] > 0.0 && invN != 0.0, base, scratch[si], scratch[si + 1u], scratch[si + 2u],
-                  invN, soft, 0u, 0.0, 0u);
+                  invN, soft, 0u, 0.0, 0u, 0u);
   if (g.ok) {
     if (soft) {
-      g.e0 = u32(tgt - SOFT_TARGET) * p.W;
+      let sr = u32(tgt - SOFT_TARGET);
+      g.e0 = sr * p.W;
+      if (LOGSIG) { g.n = u32(scratch[support_n_at(sr)]); }
     } else {
       g.y = u32(tgt);
       g.zy = z_at(base + g.y);
@@ -454,12 +478,11 @@ fn grad_quad(g: GradRow, m0: u32, z: vec4<f32>) -> vec4<f32> {
     d -= select(vec4<f32>(0.0), vec4<f32>(g.b), m == vec4<u32>(g.y));
   } else {
     if (LOGSIG) {
+      // Over the support list loss_rows left: (q_k, z_k) pairs.
       var c4 = vec4<f32>(0.0);
-      for (var e = 0u; e < p.W; e++) {
-        let q = softVal[g.e0 + e];
-        var k = p.softOffset + e;
-        if (flag(F_SOFT_IDX)) { k = softIdx[g.e0 + e]; }
-        if (q != 0.0 && k < p.V) { c4 += q * sigm4(SLOPE * (z - z_at(g.base + k))); }
+      for (var e = 0u; e < g.n; e++) {
+        let i = support_at(g.e0 + e);
+        c4 += scratch[i] * sigm4(SLOPE * (z - scratch[i + 1u]));
       }
       d = s * c4;
     } else {

@@ -125,8 +125,9 @@ export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Pro
     rt.pipelines.get(shader, vec4 ? 'loss_grad4' : 'loss_grad', defines),
     indexed ? rt.pipelines.get(shader, 'loss_scatter', defines) : Promise.resolve(null),
   ]);
-  // Scratch: per-row statistics (rows × 4), the owner row of each soft row, B_k per soft entry.
-  const stats = rt.pool.acquire((rows * 4 + nSoft + (logsig ? nSoft * W : 0)) * 4, 'loss.scratch');
+  // Scratch: per-row statistics (rows × 4), the owner row of each soft row; for logsigmoid also
+  // B_k per soft entry, the support size of each soft row and its (q_k, z_k) list.
+  const stats = rt.pool.acquire((rows * 4 + nSoft + (logsig ? nSoft + 3 * nSoft * W : 0)) * 4, 'loss.scratch');
   const rowLoss = args.rowLoss ?? rt.pool.acquire(rows * 8, 'loss.rows');
   batch.onDone(() => {
     rt.pool.release(stats);
@@ -141,8 +142,8 @@ export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Pro
   batch.dispatch(rowsP, params, b(args.logits, args.targets, softVal, softIdx, stats, rowLoss), fold(direct ? Math.ceil(rows / 16) : rows));
   batch.dispatch(reduceP, params, b(u, u, u, u, stats, rowLoss, args.out), [1]);
   const gradBufs = vec4
-    ? b(args.logits, args.targets, softVal, softIdx, stats, u, args.out, u, args.grad)
-    : b(args.logits, args.targets, softVal, softIdx, stats, u, args.out, args.grad);
+    ? b(args.logits, args.targets, softVal, u, stats, u, args.out, u, args.grad)
+    : b(args.logits, args.targets, softVal, u, stats, u, args.out, args.grad);
   const [gy, gz] = fold(rows);
   batch.dispatch(gradP, params, gradBufs, [Math.ceil(V / perGroup), gy, gz]);
   if (scatterP) batch.dispatch(scatterP, params, b(u, args.targets, softVal, softIdx, stats, u, args.out, args.grad), fold(Math.ceil((nSoft * W) / 64)));
