@@ -4,8 +4,8 @@
 //   softVal (S, W) target mass q; entry e of soft row s is vocabulary column softIdx[s·W + e]
 //           (indexed rows) or softOffset + e (a window, e.g. the location tokens); q = 0 entries
 //           are skipped; columns are distinct within a row; a soft row is the target of one row
-//   scratch (R, 4) = [max z, log Σ exp((z − max)/β), b, has-target]; (S) owner row of each soft
-//           row; with LOGSIG also (S, W) B_k of each soft entry, (S) support size n_s and
+//   scratch (R, 4) = [max z, log Σ exp((z − max)/β), b, has-target] with b = Q (soft rows) or
+//           Σ_{j≠y} s_j w_j (hard rows); (S) owner row of each soft row; with LOGSIG also (S, W) B_k of each soft entry, (S) support size n_s and
 //           (S, W, 2) the support as (q_k, z_k) pairs (so the gradient loops over n_s, not W)
 //   rowLoss (R, 2) = [GEM, CE] per row (0 for a row without a target)
 //   out     [GEM mean, CE mean, count, 1/count]   (means over the rows that have a target)
@@ -16,6 +16,7 @@
 //   hard y   CE  = log Z1 + (M − z_y)
 //            GEM = Σ_j s_j (z_j − M) + (M − z_y)           dz_m = s_m − [m = y]         (linear)
 //            GEM = Σ_j s_j w_j(y) (z_j − z_y)               dz_m = s_m w_m(y) − [m = y] Σ_j s_j w_j(y)
+//            (at m = y both are evaluated as −Σ_{j≠y} s_j w_j(y), w = 1 for linear)
 //   soft q   CE  = Q log Z1 + Σ_k q_k (M − z_k)
 //            GEM = Q Σ_j s_j (z_j − M) + Σ_k q_k (M − z_k)  dz_m = Q s_m − q_m            (linear)
 //            GEM = Σ_k q_k A_k,  A_k = Σ_j s_j w_j(k)(z_j − z_k),  B_k = Σ_j s_j w_j(k)
@@ -81,8 +82,10 @@ fn support_n_at(s: u32) -> u32 { return 4u * p.rows + p.nSoft + p.nSoft * p.W + 
 fn support_at(e: u32) -> u32 { return 4u * p.rows + 2u * p.nSoft + p.nSoft * p.W + 2u * e; }
 
 // ---- the online state ------------------------------------------------------------------
-// Max m; Σ e1, Σ eb, Σ eb (z − m) with e1 = exp(z − m), eb = exp((z − m)/β); for a hard
-// logsigmoid row also Σ eb w (z − z_y) and Σ eb w. zb = 0 marks an empty state.
+// Max m; Σ e1, Σ eb, Σ eb (z − m) with e1 = exp(z − m), eb = exp((z − m)/β); for a hard row
+// also a = Σ eb w (z − z_y) (logsigmoid) and b = Σ_{j ≠ y} eb w (w = 1 for linear): the
+// gradient at y is −b/Zb, summed without y so that a confident row (s_y ≈ 1) does not lose it
+// to the cancellation in s_y w_y − Σ_j s_j w_j. zb = 0 marks an empty state.
 struct Online { m: f32, z1: f32, zb: f32, s1: f32, a: f32, b: f32 }
 
 fn combine(x: Online, y: Online) -> Online {
@@ -100,8 +103,8 @@ fn combine(x: Online, y: Online) -> Online {
                 x.a * rxb + y.a * ryb, x.b * rxb + y.b * ryb);
 }
 
-// Adds 4 logits (of which the first `n` exist).
-fn online_add4(st: ptr<function, Online>, z: vec4<f32>, n: u32, zy: f32, hardLs: bool) {
+// Adds 4 logits (of which the first `n` exist); `notY` masks the hard target out of b.
+fn online_add4(st: ptr<function, Online>, z: vec4<f32>, n: u32, zy: f32, hard: bool, notY: vec4<bool>) {
   let live = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
   let zm = select(vec4<f32>(LOWEST), z, live);
   let qm = max(max(zm.x, zm.y), max(zm.z, zm.w));
@@ -126,11 +129,15 @@ fn online_add4(st: ptr<function, Online>, z: vec4<f32>, n: u32, zy: f32, hardLs:
   (*st).z1 += dot(e1, one);
   (*st).zb += dot(eb, one);
   (*st).s1 += dot(eb, d);
-  if (hardLs) {
-    let dy = select(vec4<f32>(0.0), z - zy, live);
-    let ew = eb * sigm4(SLOPE * dy);
-    (*st).a += dot(ew, dy);
-    (*st).b += dot(ew, one);
+  if (hard) {
+    if (LOGSIG) {
+      let dy = select(vec4<f32>(0.0), z - zy, live);
+      let ew = eb * sigm4(SLOPE * dy);
+      (*st).a += dot(ew, dy);
+      (*st).b += dot(select(vec4<f32>(0.0), ew, notY), one);
+    } else {
+      (*st).b += dot(select(vec4<f32>(0.0), eb, notY), one);
+    }
   }
 }
 
@@ -160,7 +167,8 @@ const BLOCK: u32 = 64u;
 
 fn stream(row: Row, t: u32, T: u32) -> Online {
   var st = Online(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0);
-  let hardLs = LOGSIG && row.isHard;
+  let hard = row.isHard;
+  let y = u32(max(row.tgt, 0));
   let V = p.V;
   if (flag(F_VEC4)) {
     let q0 = row.base >> 2u;
@@ -168,7 +176,10 @@ fn stream(row: Row, t: u32, T: u32) -> Online {
     for (var i0 = t; i0 < nq; i0 += BLOCK * T) {
       var blk = Online(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0);
       let end = min(nq, i0 + BLOCK * T);
-      for (var i = i0; i < end; i += T) { online_add4(&blk, logits[q0 + i], 4u, row.zy, hardLs); }
+      for (var i = i0; i < end; i += T) {
+        let m = vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u);
+        online_add4(&blk, logits[q0 + i], 4u, row.zy, hard, m != vec4<u32>(y));
+      }
       st = combine(st, blk);
     }
   } else {
@@ -183,7 +194,8 @@ fn stream(row: Row, t: u32, T: u32) -> Online {
           let jj = j + c * T;
           if (jj < V) { z[c] = z_at(row.base + jj); n = c + 1u; }
         }
-        online_add4(&blk, z, n, row.zy, hardLs);
+        let m = vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u) * T;
+        online_add4(&blk, z, n, row.zy, hard, m != vec4<u32>(y));
       }
       st = combine(st, blk);
     }
@@ -272,9 +284,9 @@ fn finish(row: Row, st: Online, qs: vec4<f32>, gls: f32) {
   var has = 1.0;
   if (row.isHard) {
     ce = logZ1 + (M - row.zy);
+    b = st.b * invZb;
     if (LOGSIG) {
       gem = st.a * invZb;
-      b = st.b * invZb;
     } else {
       gem = st.s1 * invZb + (M - row.zy);
     }
@@ -475,7 +487,7 @@ fn grad_quad(g: GradRow, m0: u32, z: vec4<f32>) -> vec4<f32> {
   if (!HAS_SOFT || !g.soft) {
     d = s;
     if (LOGSIG) { d = s * sigm4(SLOPE * (z - g.zy)); }
-    d -= select(vec4<f32>(0.0), vec4<f32>(g.b), m == vec4<u32>(g.y));
+    d = select(d, vec4<f32>(-g.b), m == vec4<u32>(g.y));
   } else {
     if (LOGSIG) {
       // Over the support list loss_rows left: (q_k, z_k) pairs.

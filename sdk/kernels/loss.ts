@@ -127,7 +127,11 @@ export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Pro
   ]);
   // Scratch: per-row statistics (rows × 4), the owner row of each soft row; for logsigmoid also
   // B_k per soft entry, the support size of each soft row and its (q_k, z_k) list.
-  const stats = rt.pool.acquire((rows * 4 + nSoft + (logsig ? nSoft + 3 * nSoft * W : 0)) * 4, 'loss.scratch');
+  const scratchBytes = (rows * 4 + nSoft + (logsig ? nSoft + 3 * nSoft * W : 0)) * 4;
+  if (scratchBytes > rt.limits.maxStorageBufferBindingSize || nSoft * W * 4 > rt.limits.maxStorageBufferBindingSize) {
+    throw new EdgeTuneError('TOO_LARGE', `${nSoft} soft rows of width ${W} need ${Math.max(scratchBytes, nSoft * W * 4)} bytes, over this device's binding limit; use fewer or narrower soft rows`);
+  }
+  const stats = rt.pool.acquire(scratchBytes, 'loss.scratch');
   const rowLoss = args.rowLoss ?? rt.pool.acquire(rows * 8, 'loss.rows');
   batch.onDone(() => {
     rt.pool.release(stats);
