@@ -1,0 +1,59 @@
+// The SDK bundle in headless Chromium: createRuntime on navigator.gpu (software WebGPU through
+// SwiftShader) and a matmul checked against a float64 reference computed in the page.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openSdkPage, type BrowserFixture } from './helpers/browser.js';
+
+let fx: BrowserFixture;
+beforeAll(async () => {
+  fx = await openSdkPage();
+}, 120_000);
+afterAll(async () => {
+  await fx?.close();
+});
+
+describe('in Chromium', () => {
+  test('createRuntime uses navigator.gpu and ops.matmul is right', async () => {
+    const r = await fx.page.evaluate(async () => {
+      const sdk = (window as unknown as { sdk: typeof import('../sdk/index.js') }).sdk;
+      const rt = await sdk.createRuntime();
+      const m = 33, k = 65, n = 17;
+      let s = 7;
+      const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+      const a = Float32Array.from({ length: m * k }, rand);
+      const b = Float32Array.from({ length: n * k }, rand);
+      const c = await sdk.ops.matmul(rt, a, b, { m, k, n, transB: true });
+      let err = 0, scale = 1;
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let ref = 0;
+        for (let l = 0; l < k; l++) ref += a[i * k + l]! * b[j * k + l]!;
+        scale = Math.max(scale, Math.abs(ref));
+        err = Math.max(err, Math.abs(ref - c[i * n + j]!));
+      }
+      let code = '';
+      try {
+        await sdk.ops.matmul(rt, a, b, { m: 2, k, n });
+      } catch (e) {
+        code = (e as { code: string }).code;
+      }
+      return { adapter: rt.adapter, hasGpu: 'gpu' in navigator, rel: err / scale, code };
+    });
+    expect(r.hasGpu).toBe(true);
+    expect(r.adapter.vendor.length + r.adapter.architecture.length + r.adapter.description.length).toBeGreaterThan(0);
+    expect(r.rel).toBeLessThanOrEqual(1e-4);
+    expect(r.code).toBe('SHAPE_MISMATCH');
+  });
+
+  test('a shader compile error names the file and line in the browser too', async () => {
+    const msg = await fx.page.evaluate(async () => {
+      const sdk = (window as unknown as { sdk: typeof import('../sdk/index.js') }).sdk;
+      const rt = await sdk.createRuntime();
+      try {
+        await rt.pipelines.get({ name: 'oops.wgsl', code: '@compute @workgroup_size(1)\nfn main() {\n  let x = nope;\n}\n' }, 'main');
+        return 'compiled';
+      } catch (e) {
+        return `${(e as { code: string }).code}: ${(e as Error).message}`;
+      }
+    });
+    expect(msg).toMatch(/^SHADER_COMPILE: .*oops\.wgsl:3:/s);
+  });
+});
