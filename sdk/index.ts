@@ -33,3 +33,7 @@ export { Rng, hash32 } from './data/rng.js';
 export { buildTokenizerJSON, TINY_VLM_CODEC, TINY_VLM_GRID, SPECIAL_TOKENS } from './data/vocab.js';
 export { Tokenizer, locTokenName, locTokenCell, type TokenizerJSON, type SpecialTokens } from './model/tokenizer.js';
 export { Attention, KVCache, type AttentionOptions, type AttentionMask, type KVCacheOptions } from './nn/attention.js';
+export { VLM, tinyVlmConfig, smokeVlmConfig, type VlmConfig, type AskOptions, type AskResult } from './model/vlm.js';
+export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type VlmSequence, type VlmBatchLayout } from './model/prompt.js';
+export { VlmTrainer, vlmBatch, type VlmBatch, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';
+export { pretrain, pretrainBatch, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';

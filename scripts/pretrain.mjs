@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// `npm run pretrain -- [--steps N] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
+//                      [--checkpoint-every K] [--seed S]`
+// Deterministic pretraining of the tiny VLM on the general world (docs/vlm.md). --smoke runs a
+// few steps of a tiny config (CI). Runs the built SDK (npm run pretrain builds it first). Writes DIR/weights.{json,bin}; checkpoints in DIR/checkpoint.
+import * as et from '../dist/edgetune.js';
+
+const args = process.argv.slice(2);
+const has = (name) => args.includes(`--${name}`);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
+};
+const smoke = has('smoke');
+const rt = await et.createRuntime();
+const a = rt.adapter;
+console.log(`adapter: ${a.vendor || '?'} / ${a.architecture || '?'}${a.software ? ' [software]' : ''}`);
+const o = {
+  config: smoke ? 'smoke' : 'tiny',
+  steps: Number(opt('steps', smoke ? 6 : 3000)),
+  out: opt('out', smoke ? 'scratch/pretrain-smoke' : 'scratch/pretrain'),
+  batch: Number(opt('batch', smoke ? 4 : 16)),
+  lr: Number(opt('lr', 2e-3)),
+  seed: Number(opt('seed', 0)),
+  checkpointEvery: Number(opt('checkpoint-every', smoke ? 3 : 200)),
+  logEvery: Number(opt('log-every', smoke ? 1 : 10)),
+  resume: has('resume'),
+};
+console.log(`pretrain: ${o.config} config, ${o.steps} steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}`);
+const r = await et.pretrain(rt, o);
+console.log(`done: step ${r.step}, ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSecond.toFixed(0)} tokens/s`);
+rt.destroy();
+process.exit(0);

@@ -1,0 +1,163 @@
+// Deterministic pretraining of the tiny VLM on the general world's train split (Node: it
+// writes files). Step t (1-based) trains on train samples (t−1)·B … t·B−1, so a run is a pure
+// function of (config, seed, batch, schedule, steps). Every `checkpointEvery` steps the
+// weights, the optimizer state (m, v, t) and the step go to `<out>/checkpoint/`; `resume`
+// continues from there and reproduces the losses of an uninterrupted run bit for bit.
+// At the end the weights go to `<out>/weights.{json,bin}` (VLM.saveWeights).
+import { EdgeTuneError } from '../errors.js';
+import type { Runtime } from '../gpu/runtime.js';
+import { formatAnswer } from '../data/answer.js';
+import { sampleSplit } from '../data/worlds.js';
+import { buildTokenizerJSON } from '../data/vocab.js';
+import { Tokenizer } from '../model/tokenizer.js';
+import { readBlobFiles, smokeVlmConfig, tinyVlmConfig, VLM, writeBlobFiles, type VlmConfig } from '../model/vlm.js';
+import { vlmBatch, VlmTrainer, type VlmBatch } from './vlm_trainer.js';
+
+export interface PretrainOptions {
+  /** 'tiny' (the embedded model), 'smoke' (CI) or a config. Default 'tiny'. */
+  config?: 'tiny' | 'smoke' | VlmConfig;
+  steps: number;
+  /** Output directory (weights; checkpoint/ inside). */
+  out: string;
+  /** Sequences per step (default 16). */
+  batch?: number;
+  /** Peak learning rate (default 2e-3), linear warmup (default 5% of steps), cosine to lr/10. */
+  lr?: number;
+  warmup?: number;
+  weightDecay?: number;
+  /** Model init seed (default 0). */
+  seed?: number;
+  /** Steps between checkpoints (default 200; 0: none). */
+  checkpointEvery?: number;
+  /** Continue from `<out>/checkpoint` when it exists. */
+  resume?: boolean;
+  /** Stop after this step without writing the final weights (tests: an interrupted run). */
+  stopAt?: number;
+  /** Steps between progress lines (default 10). */
+  logEvery?: number;
+  log?: (line: string) => void;
+}
+
+export interface PretrainResult {
+  vlm: VLM;
+  /** Loss of every step this call ran, by step (1-based). */
+  losses: Map<number, number>;
+  /** The step reached. */
+  step: number;
+  /** Mean wall time of a step in this call (ms), first step excluded when possible. */
+  msPerStep: number;
+  /** Mean sequence rows (B·S) processed per second. */
+  tokensPerSecond: number;
+}
+
+export function resolveConfig(c: PretrainOptions['config'], vocab: number): VlmConfig {
+  if (c === undefined || c === 'tiny') return tinyVlmConfig(vocab);
+  if (c === 'smoke') return smokeVlmConfig(vocab);
+  return c;
+}
+
+/** The micro-batch of step t (1-based). */
+export function pretrainBatch(vlm: VLM, t: number, B: number): VlmBatch {
+  const size = vlm.cfg.vision.imageSize;
+  const items = Array.from({ length: B }, (_, k) => {
+    const s = sampleSplit('general', 'train', (t - 1) * B + k, { size });
+    return { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec) };
+  });
+  return vlmBatch(vlm, items);
+}
+
+async function exists(path: string): Promise<boolean> {
+  const fs = await import('node:fs/promises');
+  try {
+    await fs.access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function saveCheckpoint(dir: string, trainer: VlmTrainer): Promise<void> {
+  await trainer.vlm.saveWeights(dir);
+  const st = await trainer.optimizer.state();
+  const names = Object.keys(st.m);
+  let total = 0;
+  const index = names.map((n) => {
+    const e = { name: n, size: st.m[n]!.length, m: total, v: total + st.m[n]!.length };
+    total += 2 * st.m[n]!.length;
+    return e;
+  });
+  const data = new Float32Array(total);
+  for (const e of index) {
+    data.set(st.m[e.name]!, e.m);
+    data.set(st.v[e.name]!, e.v);
+  }
+  await writeBlobFiles(dir, 'optimizer', { t: st.t, step: trainer.step, tensors: index }, data);
+}
+
+async function loadCheckpoint(dir: string, trainer: VlmTrainer): Promise<void> {
+  await trainer.vlm.loadWeights(dir);
+  const { json, data } = await readBlobFiles(dir, 'optimizer');
+  const j = json as { t: number; step: number; tensors: { name: string; size: number; m: number; v: number }[] };
+  if (!j || !Array.isArray(j.tensors)) throw new EdgeTuneError('BAD_CONFIG', `${dir}/optimizer.json is not an optimizer checkpoint`);
+  const m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+  for (const e of j.tensors) {
+    m[e.name] = data.subarray(e.m, e.m + e.size);
+    v[e.name] = data.subarray(e.v, e.v + e.size);
+  }
+  trainer.optimizer.loadState({ t: j.t, m, v });
+  trainer.step = j.step;
+}
+
+const fmtTime = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<PretrainResult> {
+  const tok = Tokenizer.fromJSON(buildTokenizerJSON());
+  const cfg = resolveConfig(o.config, tok.vocabSize);
+  const B = o.batch ?? 16;
+  const steps = o.steps;
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new EdgeTuneError('INVALID_ARGUMENT', `steps must be a positive integer, got ${String(steps)}`);
+  const lr = o.lr ?? 2e-3;
+  const warmup = o.warmup ?? Math.max(1, Math.round(steps * 0.05));
+  const log = o.log ?? ((l: string) => console.log(l));
+  const logEvery = o.logEvery ?? 10;
+  const ckDir = `${o.out}/checkpoint`;
+  const ckEvery = o.checkpointEvery ?? 200;
+  const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
+  const trainer = new VlmTrainer(vlm, { mode: 'full', lr, weightDecay: o.weightDecay ?? 0.01, schedule: { lr, warmup, total: steps, minLr: lr / 10 } });
+  if (o.resume && (await exists(`${ckDir}/optimizer.json`))) {
+    await loadCheckpoint(ckDir, trainer);
+    log(`resumed from ${ckDir} at step ${trainer.step}`);
+  }
+  const losses = new Map<number, number>();
+  const last = Math.min(steps, o.stopAt ?? steps);
+  let window = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0;
+  const t0 = performance.now();
+  while (trainer.step < last) {
+    const mb = pretrainBatch(vlm, trainer.step + 1, B);
+    const ts = performance.now();
+    const r = await trainer.trainStep(mb);
+    const dt = performance.now() - ts;
+    if (r.step > 1 || last === 1) {
+      timed += dt;
+      timedSteps++;
+      rows += mb.batch * mb.seq;
+    }
+    losses.set(r.step, r.loss);
+    window += r.loss;
+    windowN++;
+    if (r.step % logEvery === 0 || r.step === last) {
+      const msStep = timedSteps ? timed / timedSteps : dt;
+      const tps = timed > 0 ? (rows / timed) * 1000 : 0;
+      log(`step ${r.step}/${steps}  loss ${(window / windowN).toFixed(4)}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} tokens/s  ${msStep.toFixed(0)} ms/step  eta ${fmtTime(((steps - r.step) * msStep) / 1000)}`);
+      window = 0;
+      windowN = 0;
+    }
+    if (ckEvery > 0 && r.step % ckEvery === 0 && r.step < steps) await saveCheckpoint(ckDir, trainer);
+  }
+  if (trainer.step >= steps) {
+    await vlm.saveWeights(o.out);
+    log(`wrote ${o.out}/weights.json and weights.bin after ${steps} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
+  }
+  trainer.destroy();
+  return { vlm, losses, step: trainer.step, msPerStep: timedSteps ? timed / timedSteps : 0, tokensPerSecond: timed > 0 ? (rows / timed) * 1000 : 0 };
+}

@@ -1,0 +1,208 @@
+// The VLM's training step, all in ONE command encoder:
+//   vision forward → connector → image rows copied into the decoder's input embeddings
+//   (rows b·S + 0..P−1) → decoder → loss (CE or GEM; optional soft targets, e.g. grounding
+//   labels) → decoder backward → token-embedding gradient → the image rows' gradient gathered →
+//   connector backward → vision backward → global-norm clipping + AdamW → zero grads.
+//   full mode     vision encoder, connector and decoder all train (pretraining)
+//   adapter mode  vision encoder, connector and decoder base frozen (no grads, no optimizer
+//                 state, no vision/connector backward); only the decoder's adapters train
+import { EdgeTuneError } from '../errors.js';
+import type { Batch } from '../gpu/launch.js';
+import type { Runtime } from '../gpu/runtime.js';
+import { Tensor } from '../gpu/tensor.js';
+import { recordLoss, type GemH, type SoftTable } from '../kernels/loss.js';
+import { checkIds } from '../kernels/embedding.js';
+import type { AdapterConfig } from '../nn/decoder.js';
+import { setTrainable } from '../nn/module.js';
+import { RopeTable } from '../nn/rope.js';
+import { IMAGE_ROW_ID, layoutBatch } from '../model/prompt.js';
+import type { VLM } from '../model/vlm.js';
+import { AdamW, type AdamWOptions } from './optimizer.js';
+import { learningRate, type LrSchedule } from './schedule.js';
+
+/** One micro-batch: B images with one question-answer each. */
+export interface VlmBatch {
+  /** Pixel values (B, 3, H, W), already normalised (VLM.pixelValues). */
+  pixels: Float32Array;
+  /** Layout from layoutBatch (ids, targets, prefix, lengths). */
+  batch: number;
+  seq: number;
+  ids: Int32Array;
+  targets: Int32Array;
+  prefix: number[];
+  lengths: number[];
+  /** Hook for grounding soft targets: rows referenced by SOFT_TARGET + k in `targets`. */
+  soft?: SoftTable;
+}
+
+/** Builds a micro-batch from samples ({ image, question, answer text incl. location tokens }). */
+export function vlmBatch(vlm: VLM, items: { image: { width: number; height: number; data: Uint8ClampedArray }; question: string; answer: string }[], multiple = 8): VlmBatch {
+  const layout = layoutBatch(vlm.tokenizer, vlm.patches, items, vlm.cfg.decoder.maxPositions, multiple);
+  const per = 3 * vlm.cfg.vision.imageSize ** 2;
+  const pixels = new Float32Array(items.length * per);
+  items.forEach((it, b) => pixels.set(vlm.pixelValues(it.image), b * per));
+  return { pixels, ...layout };
+}
+
+export interface VlmTrainerOptions extends AdamWOptions {
+  mode: 'full' | 'adapter';
+  adapter?: AdapterConfig;
+  loss?: 'ce' | 'gem';
+  beta?: number;
+  h?: GemH;
+  schedule?: LrSchedule;
+}
+
+export interface VlmStepReport {
+  step: number;
+  loss: number;
+  ce: number;
+  gradNorm: number;
+  skipped: boolean;
+  lr: number;
+  /** Answer tokens that carried a target. */
+  targets: number;
+}
+
+export class VlmTrainer {
+  readonly rt: Runtime;
+  readonly vlm: VLM;
+  readonly opts: VlmTrainerOptions;
+  readonly optimizer: AdamW;
+  private stepCount = 0;
+  private readonly bufs = new Map<string, Tensor>();
+
+  constructor(vlm: VLM, opts: VlmTrainerOptions) {
+    this.rt = vlm.rt;
+    this.vlm = vlm;
+    this.opts = opts;
+    vlm.decoder.setMode(opts.mode, opts.adapter);
+    for (const p of [...vlm.vision.params(), ...vlm.connector.params()]) setTrainable(this.rt, p, opts.mode === 'full');
+    this.optimizer = new AdamW(this.rt, vlm.params(), opts);
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** Sets the step counter (resuming from a checkpoint; the optimizer's t comes with its state). */
+  set step(t: number) {
+    this.stepCount = t;
+  }
+
+  private buf(key: string, shape: number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
+    const k = `${key}:${shape.join('x')}:${dtype}`;
+    let t = this.bufs.get(k);
+    if (!t) this.bufs.set(k, (t = Tensor.empty(this.rt, shape, { dtype })));
+    return t;
+  }
+
+  private check(mb: VlmBatch): void {
+    const v = this.vlm;
+    const B = mb.batch, S = mb.seq, T = B * S, P = v.patches;
+    const per = 3 * v.cfg.vision.imageSize ** 2;
+    if (mb.pixels.length !== B * per) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${v.cfg.vision.imageSize}² need ${B * per} pixel values, got ${mb.pixels.length}`);
+    if (mb.ids.length !== T || mb.targets.length !== T) throw new EdgeTuneError('SHAPE_MISMATCH', `a ${B}×${S} batch needs ${T} ids and targets`);
+    if (S > v.cfg.decoder.maxPositions) throw new EdgeTuneError('TOO_LARGE', `sequence of ${S} exceeds the model's ${v.cfg.decoder.maxPositions} positions`);
+    if (S < P) throw new EdgeTuneError('SHAPE_MISMATCH', `sequence of ${S} is shorter than the ${P} image rows`);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < P; s++) if (mb.ids[b * S + s] !== IMAGE_ROW_ID) throw new EdgeTuneError('INVALID_ARGUMENT', `row ${b * S + s} is an image row; its id must be ${IMAGE_ROW_ID}`);
+      checkIds(mb.ids.subarray(b * S + P, (b + 1) * S), v.cfg.decoder.vocab, `ids of entry ${b}`);
+    }
+  }
+
+  /**
+   * Records forward and loss (into `out`) of a micro-batch; with `backward`, also every
+   * gradient. Host data goes into buffers of slot `slot` (one per micro-batch of a step).
+   */
+  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean } = {}): Promise<void> {
+    this.check(mb);
+    const slot = o.slot ?? 0;
+    const v = this.vlm;
+    const rt = this.rt;
+    const B = mb.batch, S = mb.seq, T = B * S, P = v.patches, d = v.cfg.decoder.dModel, V = v.cfg.decoder.vocab;
+    const im = v.cfg.vision.imageSize;
+    const pixels = this.buf(`pixels.${slot}`, [B, 3, im, im]);
+    pixels.write(mb.pixels);
+    const ids = this.buf(`ids.${slot}`, [T], 'i32');
+    ids.write(mb.ids);
+    const positions = this.buf(`positions.${slot}`, [T], 'i32');
+    positions.write(RopeTable.sequential(B, S));
+    const targets = this.buf(`targets.${slot}`, [T], 'i32');
+    targets.write(mb.targets);
+    const img = await v.encodeImages(batch, pixels, B);
+    const embeds = await v.decoder.embedTokens(batch, ids);
+    for (let b = 0; b < B; b++) batch.copy(img.buffer, b * P * d * 4, embeds.buffer, b * S * d * 4, P * d * 4);
+    const logits = await v.decoder.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
+    const gem = this.opts.loss === 'gem';
+    const dlogits = this.buf('dlogits', [T, V]);
+    await recordLoss(rt, batch, {
+      logits: logits.buffer, rows: T, vocab: V, targets: targets.buffer, soft: mb.soft,
+      beta: gem ? (this.opts.beta ?? 0.7) : 1, h: gem ? this.opts.h : 'linear', grad: dlogits.buffer, out: out.buffer,
+    });
+    if (o.backward === false) return;
+    const dembeds = await v.decoder.backward(batch, dlogits);
+    // Image rows have id −1: the embedding gradient skips them.
+    await v.decoder.backwardEmbeddings(batch, dembeds);
+    if (this.opts.mode !== 'full') return;
+    const dimg = this.buf('dimg', [B * P, d]);
+    for (let b = 0; b < B; b++) batch.copy(dembeds.buffer, b * S * d * 4, dimg.buffer, b * P * d * 4, P * d * 4);
+    const dfeat = await v.connector.backward(batch, dimg);
+    await v.vision.backward(batch, dfeat);
+  }
+
+  /** One optimizer step over one or more micro-batches (gradients averaged). */
+  async trainStep(micro: VlmBatch | VlmBatch[]): Promise<VlmStepReport> {
+    const list = Array.isArray(micro) ? micro : [micro];
+    if (list.length === 0) throw new EdgeTuneError('EMPTY_DATASET', 'trainStep needs at least one micro-batch');
+    const outs = list.map((_, i) => this.buf(`loss.${i}`, [4]));
+    const batch = this.rt.batch(`vlm train step ${this.stepCount + 1}`);
+    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, outs[i]!, { slot: i });
+    const t = this.stepCount + 1;
+    const lr = this.opts.schedule ? learningRate(this.opts.schedule, t) : (this.opts.lr ?? 1e-3);
+    await this.optimizer.record(batch, { lr, gradScale: 1 / list.length, loss: outs[list.length - 1]!.buffer });
+    this.optimizer.zeroGrads(batch);
+    await batch.submit();
+    this.stepCount = t;
+    const stats = await this.optimizer.readStats();
+    let loss = 0, ce = 0;
+    for (const o of outs) {
+      const r = await o.read();
+      loss += (this.opts.loss === 'gem' ? r[0]! : r[1]!) / list.length;
+      ce += r[1]! / list.length;
+    }
+    const targets = list.reduce((s, mb) => s + mb.targets.reduce((n, x) => n + (x >= 0 ? 1 : 0), 0), 0);
+    return { step: t, loss, ce, gradNorm: stats.gradNorm, skipped: stats.skipped || !Number.isFinite(loss), lr, targets };
+  }
+
+  /** Loss and CE of a micro-batch; nothing changes. */
+  async evaluate(mb: VlmBatch): Promise<{ loss: number; ce: number }> {
+    const out = this.buf('eval.out', [4]);
+    const batch = this.rt.batch('vlm eval');
+    await this.recordMicro(batch, mb, out, { slot: 0, backward: false });
+    await batch.submit();
+    const r = await out.read();
+    return { loss: this.opts.loss === 'gem' ? r[0]! : r[1]!, ce: r[1]! };
+  }
+
+  /** The gradients of one micro-batch, by parameter name (grads zeroed before and after). */
+  async gradients(mb: VlmBatch): Promise<Map<string, Float32Array>> {
+    const out = this.buf('grads.out', [4]);
+    let batch = this.rt.batch('vlm grads');
+    this.optimizer.zeroGrads(batch);
+    await this.recordMicro(batch, mb, out, { slot: 0 });
+    await batch.submit();
+    const g = new Map<string, Float32Array>();
+    for (const p of this.optimizer.params) g.set(p.name, await p.grad!.read());
+    batch = this.rt.batch('vlm zero grads');
+    this.optimizer.zeroGrads(batch);
+    await batch.submit();
+    return g;
+  }
+
+  destroy(): void {
+    this.optimizer.destroy();
+    for (const t of this.bufs.values()) t.release();
+    this.bufs.clear();
+  }
+}

@@ -1,0 +1,232 @@
+// The tiny VLM end to end on real general-world samples: the gradient through the image rows
+// (vision encoder and connector against finite differences), overfitting a few samples until
+// `ask` answers them, adapter mode leaving every base weight bit-identical, the pretraining
+// run resuming from a checkpoint with the same losses, weights round trip, and bad input.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { EdgeTuneError } from '../sdk/errors.js';
+import { formatAnswer, parseAnswer } from '../sdk/data/answer.js';
+import { sampleSplit } from '../sdk/data/worlds.js';
+import type { Sample } from '../sdk/data/types.js';
+import { IGNORE_INDEX } from '../sdk/kernels/loss.js';
+import type { Param } from '../sdk/nn/module.js';
+import { IMAGE_ROW_ID, layoutSequence } from '../sdk/model/prompt.js';
+import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
+import { pretrain } from '../sdk/train/vlm_pretrain.js';
+import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
+import { randn, rng } from './helpers/reference.js';
+import { testRuntime } from './helpers/runtime.js';
+
+const VOCAB = 360;
+const CFG: VlmConfig = {
+  vision: { imageSize: 16, patch: 4, d: 16, layers: 1, heads: 2, dFf: 24 },
+  decoder: { layers: 2, dModel: 32, heads: 2, kvHeads: 1, dFf: 48, vocab: VOCAB, ropeTheta: 10000, maxPositions: 64, tiedEmbeddings: true },
+  imageMean: [0.5, 0.5, 0.5],
+  imageStd: [0.5, 0.5, 0.5],
+};
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'edgetune-vlm-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function item(vlm: VLM, s: Sample) {
+  return { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec) };
+}
+
+function samples(types: string[], first = 0): Sample[] {
+  return types.map((t, i) => sampleSplit('general', 'train', first + i, { size: 16, types: [t] }));
+}
+
+async function snapshot(ps: Param[]): Promise<Map<string, Float32Array>> {
+  const m = new Map<string, Float32Array>();
+  for (const p of ps) m.set(p.name, await p.value.read());
+  return m;
+}
+
+describe('sequence layout', () => {
+  test('image rows, prompt, answer, targets only on the answer', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG);
+    const tok = vlm.tokenizer;
+    const s = layoutSequence(tok, 16, 'what color is the circle?', 'red');
+    const q = tok.encode('what color is the circle?');
+    expect(s.length).toBe(16 + 1 + q.length + 1 + 2);
+    expect([...s.ids.subarray(0, 16)].every((x) => x === IMAGE_ROW_ID)).toBe(true);
+    expect(s.ids[16]).toBe(tok.bosId);
+    expect(s.ids[16 + q.length + 1]).toBe(tok.tokenId('A:'));
+    expect(s.prefix).toBe(16 + q.length + 2);
+    const t = [...s.targets];
+    expect(t.filter((x) => x !== IGNORE_INDEX)).toEqual([tok.tokenId('red'), tok.eosId]);
+    expect(t[s.prefix - 1]).toBe(tok.tokenId('red'));
+    expect(t[s.length - 1]).toBe(IGNORE_INDEX);
+  });
+});
+
+describe('full-mode gradients through the image rows', () => {
+  test('vision encoder and connector parameters against finite differences', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG, undefined, 5);
+    // Larger than the init, so that the image path's gradients stand well above float32 noise.
+    vlm.params().forEach((p, i) => {
+      const v = randn(p.value.size, 900 + i, -0.3, 0.3);
+      if (/norm|layernorm/.test(p.name)) for (let j = 0; j < v.length; j++) v[j] = 1 + v[j]!;
+      p.value.write(v);
+    });
+    const trainer = new VlmTrainer(vlm, { mode: 'full' });
+    const mb = vlmBatch(vlm, samples(['color', 'locate']).map((s) => item(vlm, s)));
+    const g = await trainer.gradients(mb);
+    const names = [
+      'vision_model.embeddings.patch_embedding.weight',
+      'vision_model.embeddings.position_embedding.weight',
+      'vision_model.encoder.layers.0.self_attn.q_proj.weight',
+      'vision_model.encoder.layers.0.mlp.fc1.weight',
+      'vision_model.post_layernorm.weight',
+      'multi_modal_projector.linear_1.weight',
+      'multi_modal_projector.linear_2.bias',
+    ];
+    const byName = new Map(trainer.optimizer.params.map((p) => [p.name, p]));
+    const r = rng(17);
+    const eps = 1e-2;
+    let checked = 0;
+    for (const name of names) {
+      const p = byName.get(name);
+      expect(p, `${name} is trainable`).toBeDefined();
+      const grad = g.get(name)!;
+      const value = await p!.value.read();
+      let arg = 0;
+      for (let i = 1; i < grad.length; i++) if (Math.abs(grad[i]!) > Math.abs(grad[arg]!)) arg = i;
+      expect(Math.abs(grad[arg]!), `${name} has a gradient`).toBeGreaterThan(1e-3);
+      for (const i of [arg, Math.floor(r() * grad.length)]) {
+        const orig = value[i]!;
+        value[i] = orig + eps;
+        p!.value.write(value);
+        const lp = (await trainer.evaluate(mb)).ce;
+        value[i] = orig - eps;
+        p!.value.write(value);
+        const lm = (await trainer.evaluate(mb)).ce;
+        value[i] = orig;
+        p!.value.write(value);
+        const fd = (lp - lm) / (2 * eps);
+        expect(Math.abs(fd - grad[i]!), `${name}[${i}] fd ${fd} analytic ${grad[i]}`).toBeLessThanOrEqual(5e-4 + 3e-2 * Math.abs(grad[i]!));
+        checked++;
+      }
+    }
+    expect(checked).toBe(2 * names.length);
+    trainer.destroy();
+  });
+});
+
+describe('training and asking', () => {
+  test('overfitting four samples makes ask return their answers', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG, undefined, 1);
+    const picked = samples(['color', 'shape', 'count', 'locate'], 40);
+    const mb = vlmBatch(vlm, picked.map((s) => item(vlm, s)));
+    const trainer = new VlmTrainer(vlm, { mode: 'full', lr: 3e-3, weightDecay: 0 });
+    let first = 0, last = 0;
+    for (let i = 0; i < 200; i++) {
+      const r = await trainer.trainStep(mb);
+      if (i === 0) first = r.loss;
+      last = r.loss;
+      if (i >= 100 && r.loss < 0.01) break;
+    }
+    expect(last).toBeLessThan(first / 20);
+    trainer.destroy();
+    for (const s of picked) {
+      const a = await vlm.ask(s.image, s.question, { maxNewTokens: 8 });
+      expect(a.tokens[a.tokens.length - 1]).toBe(vlm.tokenizer.eosId);
+      expect(a.logprob).toBeLessThanOrEqual(0);
+      if (s.boxes.length === 0) {
+        expect(a.text).toBe(vlm.tokenizer.normalize(s.answer));
+        expect(a.boxes).toEqual([]);
+      } else {
+        const want = parseAnswer(formatAnswer(s, vlm.tokenizer.codec), vlm.tokenizer.codec);
+        expect(a.text).toBe(want.text);
+        expect(a.boxes.length).toBe(want.boxes.length);
+        // Pixel coordinates of the 16×16 input image.
+        a.boxes.forEach((b, k) => {
+          expect(b.label).toBe(want.boxes[k]!.label);
+          for (const c of ['x0', 'y0', 'x1', 'y1'] as const) expect(b[c]).toBeCloseTo(want.boxes[k]![c] * 16, 5);
+        });
+      }
+    }
+    // Any image size is resized: a 40×24 image gets an answer (and boxes in its own pixels).
+    const big = { width: 40, height: 24, data: new Uint8ClampedArray(40 * 24 * 4).fill(200) };
+    const a = await vlm.ask(big, picked[3]!.question, { maxNewTokens: 6 });
+    expect(a.tokens.length).toBeGreaterThan(0);
+    for (const b of a.boxes) expect(b.x1).toBeLessThanOrEqual(40 + 1e-6);
+  });
+
+  test('weights round trip through saveWeights / loadWeights', async () => {
+    const rt = await testRuntime();
+    const a = new VLM(rt, CFG, undefined, 3);
+    const b = new VLM(rt, CFG, undefined, 4);
+    await a.saveWeights(path.join(tmp, 'w'));
+    await b.loadWeights(path.join(tmp, 'w'));
+    const sa = await snapshot(a.baseParams()), sb = await snapshot(b.baseParams());
+    for (const [n, v] of sa) expect(sb.get(n), n).toEqual(v);
+    const c = await VLM.fromWeights(rt, path.join(tmp, 'w'));
+    expect((await snapshot(c.baseParams())).get('language_model.embed_tokens.weight')).toEqual(sa.get('language_model.embed_tokens.weight'));
+  });
+
+  test('adapter mode: vision, connector and decoder base stay bit-identical', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG, undefined, 2);
+    const before = await snapshot(vlm.baseParams());
+    const trainer = new VlmTrainer(vlm, { mode: 'adapter', adapter: { kind: 'lora', rank: 4, targets: ['q_proj', 'v_proj'] }, lr: 1e-2 });
+    expect(trainer.optimizer.params.every((p) => p.name.includes('.adapter.'))).toBe(true);
+    expect(vlm.vision.params().every((p) => !p.trainable && !p.grad)).toBe(true);
+    const adapterBefore = await snapshot(trainer.optimizer.params);
+    const mb = vlmBatch(vlm, samples(['color', 'exists']).map((s) => item(vlm, s)));
+    for (let i = 0; i < 3; i++) expect((await trainer.trainStep(mb)).skipped).toBe(false);
+    const after = await snapshot(vlm.baseParams());
+    for (const [n, v] of before) expect(after.get(n), n).toEqual(v);
+    let changed = 0;
+    for (const p of trainer.optimizer.params) if (!(await p.value.read()).every((x, i) => x === adapterBefore.get(p.name)![i])) changed++;
+    expect(changed).toBeGreaterThan(0);
+    trainer.destroy();
+  });
+});
+
+describe('pretraining', () => {
+  test('a run resumed from a checkpoint reproduces the uninterrupted losses', async () => {
+    const rt = await testRuntime();
+    const base = { config: CFG, steps: 4, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
+    const whole = await pretrain(rt, { ...base, out: path.join(tmp, 'whole') });
+    expect(whole.step).toBe(4);
+    const cut = await pretrain(rt, { ...base, out: path.join(tmp, 'cut'), stopAt: 2 });
+    expect(cut.step).toBe(2);
+    const lines: string[] = [];
+    const resumed = await pretrain(rt, { ...base, out: path.join(tmp, 'cut'), resume: true, log: (l) => lines.push(l) });
+    expect(lines[0]).toContain('resumed');
+    expect([...resumed.losses.keys()]).toEqual([3, 4]);
+    for (const t of [1, 2]) expect(cut.losses.get(t)).toBe(whole.losses.get(t));
+    for (const t of [3, 4]) expect(resumed.losses.get(t)).toBe(whole.losses.get(t));
+    const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
+    for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);
+  });
+});
+
+describe('bad input', () => {
+  test('empty question and zero-size image → INVALID_ARGUMENT', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG);
+    const img = sampleSplit('general', 'val', 0, { size: 16 }).image;
+    const code = async (p: Promise<unknown>) => {
+      try {
+        await p;
+        return 'none';
+      } catch (e) {
+        expect(e).toBeInstanceOf(EdgeTuneError);
+        return (e as EdgeTuneError).code;
+      }
+    };
+    expect(await code(vlm.ask(img, ''))).toBe('INVALID_ARGUMENT');
+    expect(await code(vlm.ask(img, '   '))).toBe('INVALID_ARGUMENT');
+    expect(await code(vlm.ask({ width: 0, height: 0, data: new Uint8ClampedArray(0) }, 'what shape is this?'))).toBe('INVALID_ARGUMENT');
+    expect(await code(vlm.ask({ width: 16, height: 0, data: new Uint8ClampedArray(0) }, 'what shape is this?'))).toBe('INVALID_ARGUMENT');
+    expect(await code(vlm.ask(img, 'what shape is this?', { maxNewTokens: 0 }))).toBe('INVALID_ARGUMENT');
+    expect(() => new VLM(rt, { ...CFG, decoder: { ...CFG.decoder, vocab: 100 } })).toThrow(EdgeTuneError);
+  });
+});
