@@ -37,3 +37,6 @@ export { VLM, tinyVlmConfig, smokeVlmConfig, type VlmConfig, type AskOptions, ty
 export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type VlmSequence, type VlmBatchLayout } from './model/prompt.js';
 export { VlmTrainer, vlmBatch, type VlmBatch, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';
 export { pretrain, pretrainBatch, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
+export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
+export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
+export { parseOnnx, checkOps, loadDecoderWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';

@@ -2,7 +2,7 @@
 // attributes, graph inputs and outputs with fixed or symbolic dims, serialised as a ModelProto
 // (IR 8, default-domain opset 17). Only what the exporters in export.ts need; names are given
 // by the caller or made unique from the op type.
-import * as onnxProto from 'onnx-proto';
+import * as onnxProto from 'onnx-proto/dist/onnx.js';
 import type { onnx as OnnxNs } from 'onnx-proto';
 
 /** The onnx-proto namespace (a CommonJS module: its `onnx` sits on the default export under Node ESM). */
