@@ -180,6 +180,30 @@ describe('decoder_model_merged.onnx against the engine', () => {
     figures.decoderCached = worst;
     cache.release();
   });
+
+  test('an untied LM head: parity, reload, and a tied config refusing it', async () => {
+    const cfg = { ...DCFG, tiedEmbeddings: false };
+    const untied = new LlamaDecoder(rt, cfg, 4);
+    randomise(untied.params(), 3000);
+    expect(untied.params().some((p) => p.name === 'lm_head.weight')).toBe(true);
+    const bytes = await exportDecoder(untied);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const B = 1, S = 7;
+    const eng = await engineFull(untied, ids(S, 9), B, S, { prefix: [2] });
+    const out = await session.run({
+      inputs_embeds: f32(eng.embeds, [B, S, DCFG.dModel]), attention_mask: i64(new Array(S).fill(1), [B, S]),
+      position_ids: i64(Array.from({ length: S }, (_, i) => i), [B, S]), prefix_length: i64([2], [1]), ...emptyPast(B),
+    });
+    figures.decoderUntied = maxDiff(out.logits!.data as Float32Array, eng.logits);
+    expect(figures.decoderUntied).toBeLessThanOrEqual(TOL);
+    const fresh = new LlamaDecoder(rt, cfg, 5);
+    loadDecoderWeights(fresh, bytes);
+    const again = await engineFull(fresh, ids(S, 9), B, S, { prefix: [2] });
+    expect(Buffer.from(again.logits.buffer).equals(Buffer.from(eng.logits.buffer))).toBe(true);
+    expect(() => loadDecoderWeights(new LlamaDecoder(rt, DCFG, 6), bytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringMatching(/lm_head/) }));
+    expect(() => loadDecoderWeights(new LlamaDecoder(rt, cfg, 7), decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringMatching(/lm_head/) }));
+    await session.release();
+  });
 });
 
 describe('vision_encoder.onnx against the engine', () => {
@@ -231,8 +255,17 @@ describe('reading ONNX', () => {
     const r = rng(21);
     const junk = Uint8Array.from({ length: 4096 }, () => Math.floor(r() * 256));
     expect(() => parseOnnx(junk)).toThrow(expect.objectContaining({ code: 'BAD_ONNX' }));
+    for (let seed = 0; seed < 20; seed++) {
+      const q = rng(100 + seed);
+      const bytes = Uint8Array.from({ length: 16 + seed * 97 }, () => Math.floor(q() * 256));
+      expect(() => parseOnnx(bytes), `junk ${seed}`).toThrow(expect.objectContaining({ code: 'BAD_ONNX' }));
+    }
     expect(() => parseOnnx(new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'BAD_ONNX' }));
     const fresh = new LlamaDecoder(rt, DCFG, 78);
+    for (let k = 1; k < 64; k++) {
+      const cut = decoderBytes.subarray(0, Math.floor((decoderBytes.length * k) / 64));
+      expect(() => parseOnnx(cut), `cut at ${k}/64`).toThrow(expect.objectContaining({ code: 'BAD_ONNX' }));
+    }
     for (const frac of [0.1, 0.5, 0.9, 0.999]) {
       const cut = decoderBytes.subarray(0, Math.floor(decoderBytes.length * frac));
       expect(() => loadDecoderWeights(fresh, cut), `cut at ${frac}`).toThrow(expect.objectContaining({ code: 'BAD_ONNX', message: expect.stringMatching(/re-export/) }));
@@ -246,6 +279,10 @@ describe('reading ONNX', () => {
     expect(() => loadDecoderWeights(other, decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringMatching(/gate_proj/) }));
     const wider = new LlamaDecoder(rt, { ...DCFG, vocab: 41 }, 80);
     expect(() => loadDecoderWeights(wider, decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    // More layers in the file than in the config, or fewer; a different rope_theta.
+    expect(() => loadDecoderWeights(new LlamaDecoder(rt, { ...DCFG, layers: 3 }, 84), decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringMatching(/layers\.2\./) }));
+    expect(() => loadDecoderWeights(new LlamaDecoder(rt, { ...DCFG, layers: 1 }, 82), decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringMatching(/layers\.1\./) }));
+    expect(() => loadDecoderWeights(new LlamaDecoder(rt, { ...DCFG, ropeTheta: 500 }, 83), decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringMatching(/RoPE/) }));
     // A contrib op (as in optimised exports) the engine does not run.
     const proto = onnx.ModelProto.decode(await exportDecoder(decoder));
     const node = proto.graph!.node.find((n) => n.opType === 'Softmax')!;

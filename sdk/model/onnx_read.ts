@@ -4,6 +4,7 @@
 // Name mapping (docs/onnx.md): engine parameter `p` ↔ initializer `model.p`, same layout
 // (W in×out, the MatMul B operand; embed_tokens.weight (vocab, d)).
 import { EdgeTuneError } from '../errors.js';
+import { ropeTable } from '../kernels/rope.js';
 import type { LlamaDecoder } from '../nn/decoder.js';
 import type { Param } from '../nn/module.js';
 import type { onnx as OnnxNs } from 'onnx-proto';
@@ -138,9 +139,10 @@ export function decoderInitializerName(param: string): string {
 
 /**
  * Loads every base weight of `decoder` from the initializers of decoder_model_merged.onnx
- * (bytes or a parsed model). BAD_ONNX when a weight is missing or the file is corrupt,
- * UNSUPPORTED_OP for ops the engine does not run, BAD_CONFIG when an initializer's shape does
- * not match the decoder's config. Nothing is written unless every weight checks out.
+ * (bytes or a parsed model). BAD_ONNX when the file is corrupt or holds no decoder,
+ * UNSUPPORTED_OP for ops the engine does not run, BAD_CONFIG when the initializers (shapes,
+ * layer count, LM head, RoPE tables) do not match the decoder's config. Nothing is written
+ * unless every weight checks out.
  */
 export function loadDecoderWeights(decoder: LlamaDecoder, file: Uint8Array | OnnxModel, what = 'decoder_model_merged.onnx'): void {
   const model = file instanceof Uint8Array ? parseOnnx(file, what) : file;
@@ -150,7 +152,11 @@ export function loadDecoderWeights(decoder: LlamaDecoder, file: Uint8Array | Onn
     if (p.name.includes('.adapter.')) continue;
     const name = decoderInitializerName(p.name);
     const init = model.initializers.get(name);
-    if (!init) throw bad(what, `it has no initializer ${name} for the decoder's ${p.name}`);
+    if (!init) {
+      // Not a decoder file at all (e.g. embed_tokens.onnx) vs a decoder of another config.
+      if (!model.initializers.has(decoderInitializerName('layers.0.input_layernorm.weight'))) throw bad(what, `it holds no decoder weights (no ${name})`);
+      throw new EdgeTuneError('BAD_CONFIG', `${what}: it has no initializer ${name} for the decoder's ${p.name} (fewer layers, or a tied LM head, than config ${JSON.stringify(decoder.cfg)} says): the config.json does not match the ONNX file`);
+    }
     const want = [...p.value.shape];
     if (!init.float) throw new EdgeTuneError('BAD_CONFIG', `${what}: initializer ${name} is not float32 (data type ${init.dataType})`);
     if (init.dims.length !== want.length || init.dims.some((d, i) => d !== want[i])) {
@@ -158,5 +164,33 @@ export function loadDecoderWeights(decoder: LlamaDecoder, file: Uint8Array | Onn
     }
     writes.push([p, init.float]);
   }
+  // Every decoder initializer must belong to this config: extra layers or an untied head the
+  // config does not have would otherwise be dropped without a word.
+  const expected = new Set(decoder.params().filter((p) => !p.name.includes('.adapter.')).map((p) => decoderInitializerName(p.name)));
+  for (const name of model.initializers.keys()) {
+    if (name.startsWith(DECODER_PREFIX) && !expected.has(name)) {
+      throw new EdgeTuneError('BAD_CONFIG', `${what}: initializer ${name} has no place in the decoder of config ${JSON.stringify(decoder.cfg)} (more layers, or an untied LM head, than the config says): the config.json does not match the ONNX file`);
+    }
+  }
+  checkRopeTables(decoder, model, what);
   for (const [p, data] of writes) p.value.write(data);
+}
+
+/** BAD_CONFIG when the file's RoPE tables (rope.cos / rope.sin) are not those of the config's ropeTheta and maxPositions. */
+function checkRopeTables(decoder: LlamaDecoder, model: OnnxModel, what: string): void {
+  const cos = model.initializers.get('rope.cos'), sin = model.initializers.get('rope.sin');
+  if (!cos || !sin) return;
+  const { maxPositions: P, ropeTheta } = decoder.cfg;
+  const dh = decoder.cfg.dModel / decoder.cfg.heads, half = dh / 2;
+  const why = `${what}: its RoPE tables do not match the config's ropeTheta ${ropeTheta} and maxPositions ${P}: the config.json does not match the ONNX file`;
+  for (const t of [cos, sin]) if (!t.float || t.dims.length !== 2 || t.dims[0] !== P || t.dims[1] !== dh) throw new EdgeTuneError('BAD_CONFIG', why);
+  const tab = ropeTable(dh, P, ropeTheta);
+  for (let p = 0; p < P; p++) {
+    for (let i = 0; i < dh; i++) {
+      const k = i % half;
+      if (Math.abs(cos.float![p * dh + i]! - tab[p * half + k]!) > 1e-6 || Math.abs(sin.float![p * dh + i]! - tab[(P + p) * half + k]!) > 1e-6) {
+        throw new EdgeTuneError('BAD_CONFIG', why);
+      }
+    }
+  }
 }
