@@ -39,4 +39,4 @@ export { VlmTrainer, vlmBatch, type VlmBatch, type VlmTrainerOptions, type VlmSt
 export { pretrain, pretrainBatch, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
 export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
 export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
-export { parseOnnx, checkOps, loadDecoderWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';
+export { parseOnnx, checkOps, loadDecoderWeights, loadVisionWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';

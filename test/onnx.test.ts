@@ -11,7 +11,7 @@ import { LlamaDecoder, type DecoderConfig } from '../sdk/nn/decoder.js';
 import type { Param } from '../sdk/nn/module.js';
 import { Connector, VisionEncoder, type VisionConfig } from '../sdk/nn/vit.js';
 import { exportDecoder, exportOnnxPackage, type ExportedPackage } from '../sdk/model/export.js';
-import { DECODER_OPS, loadDecoderWeights, parseOnnx } from '../sdk/model/onnx_read.js';
+import { DECODER_OPS, loadDecoderWeights, loadVisionWeights, parseOnnx } from '../sdk/model/onnx_read.js';
 import { onnx } from '../sdk/model/onnx_write.js';
 import { randn, rng } from './helpers/reference.js';
 import { testRuntime } from './helpers/runtime.js';
@@ -234,6 +234,28 @@ describe('vision_encoder.onnx against the engine', () => {
 });
 
 describe('reading ONNX', () => {
+  test('the ViT and connector load back from vision_encoder.onnx: identical features', async () => {
+    const bytes = readFileSync(files.vision!);
+    const v2 = new VisionEncoder(rt, VCFG, 12);
+    const c2 = new Connector(rt, { visionD: VCFG.d, d: DCFG.dModel, seed: 13 });
+    loadVisionWeights(v2, c2, bytes);
+    const px = randn(3 * VCFG.imageSize * VCFG.imageSize, 14);
+    const run = async (v: VisionEncoder, c: Connector) => {
+      const pixels = Tensor.from(rt, px, [1, 3, VCFG.imageSize, VCFG.imageSize]);
+      const batch = rt.batch('vit');
+      const y = await c.forward(batch, await v.forward(batch, pixels), v.patches);
+      await batch.submit();
+      const out = await rt.readF32(y.buffer, v.patches * DCFG.dModel);
+      pixels.release();
+      return out;
+    };
+    const a = await run(vit, conn), b = await run(v2, c2);
+    expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    expect(() => loadVisionWeights(new VisionEncoder(rt, { ...VCFG, layers: 1 }, 15), c2, bytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    expect(() => loadVisionWeights(new VisionEncoder(rt, { ...VCFG, patch: 8 }, 16), c2, bytes)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    expect(() => loadVisionWeights(v2, c2, decoderBytes)).toThrow(expect.objectContaining({ code: 'BAD_ONNX' }));
+  });
+
   test('the engine loads the decoder from the ONNX initializers: identical logits', async () => {
     const model = parseOnnx(decoderBytes);
     expect(model.ops.every((op) => DECODER_OPS.includes(op))).toBe(true);

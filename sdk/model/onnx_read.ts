@@ -9,7 +9,8 @@ import type { LlamaDecoder } from '../nn/decoder.js';
 import type { Param } from '../nn/module.js';
 import type { onnx as OnnxNs } from 'onnx-proto';
 import { BOOL, FLOAT, INT64, onnx } from './onnx_write.js';
-import { DECODER_PREFIX } from './export.js';
+import { CONNECTOR_PREFIX, DECODER_PREFIX, VISION_PREFIX } from './export.js';
+import type { Connector, VisionEncoder } from '../nn/vit.js';
 
 export interface OnnxInitializer {
   name: string;
@@ -193,4 +194,47 @@ function checkRopeTables(decoder: LlamaDecoder, model: OnnxModel, what: string):
       }
     }
   }
+}
+
+/**
+ * Loads the ViT and connector weights from the initializers of vision_encoder.onnx (for training
+ * through the vision tower or checking it); the patch weight comes back from the Conv layout
+ * (dv, C, p, p) to the engine's (C·p², dv). BAD_ONNX / BAD_CONFIG as loadDecoderWeights.
+ */
+export function loadVisionWeights(vit: VisionEncoder, connector: Connector, file: Uint8Array | OnnxModel, what = 'vision_encoder.onnx'): void {
+  const model = file instanceof Uint8Array ? parseOnnx(file, what) : file;
+  const writes: [Param, Float32Array][] = [];
+  const expected = new Set<string>();
+  const take = (params: Param[], prefix: string) => {
+    for (const p of params) {
+      const name = prefix + p.name;
+      expected.add(name);
+      const init = model.initializers.get(name);
+      if (!init) {
+        if (!model.initializers.has(`${VISION_PREFIX}embeddings.patch_embedding.weight`)) throw bad(what, `it holds no vision encoder weights (no ${name})`);
+        throw new EdgeTuneError('BAD_CONFIG', `${what}: it has no initializer ${name} (config ${JSON.stringify(vit.cfg)}): the config.json does not match the ONNX file`);
+      }
+      let want = [...p.value.shape];
+      const conv = p.name === 'embeddings.patch_embedding.weight';
+      if (conv) want = [want[1]!, vit.embed.channels, vit.cfg.patch, vit.cfg.patch];
+      if (!init.float || init.dims.length !== want.length || init.dims.some((d, i) => d !== want[i])) {
+        throw new EdgeTuneError('BAD_CONFIG', `${what}: initializer ${name} has shape [${init.dims.join(', ')}] but the config needs [${want.join(', ')}]: the config.json does not match the ONNX file`);
+      }
+      let data = init.float;
+      if (conv) {
+        const [dv, rows] = [want[0]!, p.value.shape[0]!];
+        data = new Float32Array(rows * dv);
+        for (let r = 0; r < rows; r++) for (let o = 0; o < dv; o++) data[r * dv + o] = init.float[o * rows + r]!;
+      }
+      writes.push([p, data]);
+    }
+  };
+  take(vit.params(), VISION_PREFIX);
+  take(connector.params(), CONNECTOR_PREFIX);
+  for (const name of model.initializers.keys()) {
+    if ((name.startsWith(VISION_PREFIX) || name.startsWith(CONNECTOR_PREFIX)) && !expected.has(name)) {
+      throw new EdgeTuneError('BAD_CONFIG', `${what}: initializer ${name} has no place in the vision encoder of config ${JSON.stringify(vit.cfg)}: the config.json does not match the ONNX file`);
+    }
+  }
+  for (const [p, data] of writes) p.value.write(data);
 }
