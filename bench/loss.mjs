@@ -25,16 +25,27 @@ export default async (rt) => {
     const targetsBuf = rt.upload(targets);
     const grad = rt.pool.acquire(logitsBytes(rows, V));
     const out = rt.pool.acquire(16);
-    const reps = V > 100000 ? 3 : 5;
+    const reps = 5;
     const gpu = (beta, h, soft, tgt = targetsBuf) => async () => {
       const b = rt.batch('bench.loss');
       await recordLoss(rt, b, { logits: logitsBuf, rows, vocab: V, targets: tgt, beta, h, soft, grad, out });
       await b.submit();
     };
-    const line = (name, ms) => console.log(`  vocab ${String(V).padStart(6)}  ${name.padEnd(46)} ${ms.toFixed(1).padStart(8)} ms  (${((rows * V) / ms / 1e3).toFixed(1)} Mlogit/s)`);
-    line('GPU  cross-entropy (β = 1)', await timeIt(gpu(1, 'linear'), { reps }));
-    line('GPU  GEM β = 0.7, h = linear', await timeIt(gpu(0.7, 'linear'), { reps }));
-    line('GPU  GEM β = 0.7, h = logsigmoid', await timeIt(gpu(0.7, 'logsigmoid'), { reps }));
+    // Median (timeIt) and, beside it, the fastest run: on a shared machine the minimum is the
+    // better estimate of the uncontended cost.
+    const line = (name, [ms, min]) => console.log(`  vocab ${String(V).padStart(6)}  ${name.padEnd(46)} ${ms.toFixed(1).padStart(8)} ms  (min ${min.toFixed(1)} ms, ${((rows * V) / min / 1e3).toFixed(1)} Mlogit/s)`);
+    const time = async (fn, opts) => {
+      const ts = [];
+      const med = await timeIt(async () => {
+        const t0 = performance.now();
+        await fn();
+        ts.push(performance.now() - t0);
+      }, opts);
+      return [med, Math.min(...ts.slice(1))];
+    };
+    line('GPU  cross-entropy (β = 1)', await time(gpu(1, 'linear'), { reps }));
+    line('GPU  GEM β = 0.7, h = linear', await time(gpu(0.7, 'linear'), { reps }));
+    line('GPU  GEM β = 0.7, h = logsigmoid', await time(gpu(0.7, 'logsigmoid'), { reps }));
     if (V >= 32000) {
       // 32 rows are location tokens: soft targets over 1,024 bins (inverse, radius 3: 7 cells each).
       const cells = 1024, locOffset = V - cells, nLoc = 32;
@@ -53,12 +64,12 @@ export default async (rt) => {
         await recordLoss(rt, b, { logits: logitsBuf, rows, vocab: V, targets: tgt, beta: 0.7, h, soft, grad, out });
         await b.submit();
       };
-      line('GPU  labels + GEM linear, 32 soft loc rows', await timeIt(withLabels('linear'), { reps }));
-      line('GPU  labels + GEM logsigmoid, 32 soft loc rows', await timeIt(withLabels('logsigmoid'), { reps }));
+      line('GPU  labels + GEM linear, 32 soft loc rows', await time(withLabels('linear'), { reps }));
+      line('GPU  labels + GEM logsigmoid, 32 soft loc rows', await time(withLabels('logsigmoid'), { reps }));
       for (const b of [anchorsBuf, slotsBuf, table, tgt]) rt.pool.release(b);
     }
     if (V <= 32000) {
-      line('host ops.gemLoss (upload, run, read back)', await timeIt(() => ops.gemLoss(rt, { logits, rows, vocab: V, targets, beta: 0.7 }), { reps: 3 }));
+      line('host ops.gemLoss (upload, run, read back)', await time(() => ops.gemLoss(rt, { logits, rows, vocab: V, targets, beta: 0.7 }), { reps: 3 }));
     }
     for (const b of [logitsBuf, targetsBuf, grad, out]) rt.pool.release(b);
   }
