@@ -8,12 +8,12 @@ import type { Runtime } from '../gpu/runtime.js';
 import { Params, type Batch } from '../gpu/launch.js';
 import { recordMatmul, type MatmulSchedule } from './matmul.js';
 import {
-  align4, checkDropout, checkRank, dropThreshold, hash32, rankDefines, rankGroups, rankTiling, spareBuffer,
-  type DropoutSpec, type LoraDims, type RankTiling,
+  align4, checkDropout, checkRank, dropThreshold, hash32, rankDefines, rankEntry, rankGroups, rankTiling, rowBlocks,
+  spareBuffer, type DropoutSpec, type LoraDims,
 } from './lora.js';
 
 /** The partials reduction does not depend on the tiling: one pipeline for every shape. */
-const NORM_DEFINES = { RQ: 1, WR: 1, KS: 1, VEC_K: false, VEC_N: false, VEC_R: false, DROPOUT: false };
+const NORM_DEFINES = { RQ: 1, WR: 4, KS: 1, VEC_K: false, VEC_N: false, VEC_R: false, DROPOUT: false };
 
 /** Layout of the state a Dual-LoRA forward keeps for its backward (offsets in floats). */
 export interface DualLoraStateLayout {
@@ -32,10 +32,10 @@ export function dualLoraStateLayout(d: LoraDims, dropout: boolean): DualLoraStat
   return { h: 0, n: mr, xhat: 2 * mr, v: 3 * mr, rstd: 4 * mr, xd, floats: xd + (dropout ? d.m * d.inFeatures : 0) };
 }
 
-/** Layout of the backward's work buffer: du, dz (m, r) and the dγ/dβ partials (floats). */
-function workLayout(d: LoraDims, tl: RankTiling): { dz: number; part: number; nPart: number; floats: number } {
+/** Layout of the backward's work buffer: du, dz (m, r) and one dγ/dβ partial pair per 16 rows. */
+function workLayout(d: LoraDims): { dz: number; part: number; nPart: number; floats: number } {
   const mr = align4(d.m * d.rank);
-  const nPart = rankGroups(tl, d.m);
+  const nPart = rowBlocks(d.m);
   return { dz: mr, part: 2 * mr, nPart, floats: 2 * mr + nPart * 2 * d.rank };
 }
 
@@ -95,8 +95,8 @@ function dualParams(a: DualLoraKernelArgs, drop: DropoutSpec | undefined, work?:
 export async function recordDualLoraForward(rt: Runtime, batch: Batch, args: DualLoraForwardArgs): Promise<void> {
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
-  const tl = rankTiling(rt, args.rank, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'dual_lora_forward', rankDefines(tl, args, !!drop));
+  const tl = rankTiling(rt, args, args.schedule);
+  const pipe = await rt.pipelines.get(shader, rankEntry('dual_lora_forward', tl), rankDefines(tl, args, !!drop));
   await recordMatmul(rt, batch, {
     a: args.x, b: args.w, c: args.y, bias: args.bias,
     m: args.m, n: args.outFeatures, k: args.inFeatures, schedule: args.schedule,
@@ -111,8 +111,8 @@ export async function recordDualLoraForward(rt: Runtime, batch: Batch, args: Dua
 export async function recordDualLoraProject(rt: Runtime, batch: Batch, args: DualLoraKernelArgs): Promise<void> {
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
-  const tl = rankTiling(rt, args.rank, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'dual_lora_forward', rankDefines(tl, args, !!drop));
+  const tl = rankTiling(rt, args, args.schedule);
+  const pipe = await rt.pipelines.get(shader, rankEntry('dual_lora_forward', tl), rankDefines(tl, args, !!drop));
   const noY = spareBuffer(rt, batch);
   batch.dispatch(pipe, dualParams({ ...args, outFeatures: 0 }, drop), [args.x, args.a, args.t, rt.dummy, args.gamma, args.beta, args.state, noY], [rankGroups(tl, args.m)]);
 }
@@ -125,18 +125,18 @@ export async function recordDualLoraBackward(rt: Runtime, batch: Batch, args: Du
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
   const { m, inFeatures: k, outFeatures: n, rank: r, schedule } = args;
-  const tl = rankTiling(rt, r, schedule);
+  const tl = rankTiling(rt, args, schedule);
   const defines = rankDefines(tl, args, !!drop);
-  const pipe = await rt.pipelines.get(shader, 'dual_lora_backward', defines);
+  const pipe = await rt.pipelines.get(shader, rankEntry('dual_lora_backward', tl), defines);
   const norm = await rt.pipelines.get(shader, 'dual_lora_backward_norm', NORM_DEFINES);
   const st = dualLoraStateLayout(args, !!drop);
-  const wl = workLayout(args, tl);
+  const wl = workLayout(args);
   const work = rt.pool.acquire(wl.floats * 4, 'dual_lora.work');
   batch.onDone(() => rt.pool.release(work));
   const params = dualParams(args, drop, wl);
   batch.dispatch(pipe, params, [
     undefined, args.a, args.t, args.b, args.gamma, undefined, args.state, undefined, args.dy, work, args.dx,
-  ], [wl.nPart]);
+  ], [rankGroups(tl, m)]);
   batch.dispatch(norm, params, [
     undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, work, undefined, args.dgamma, args.dbeta,
   ], [Math.ceil((2 * r) / 64)]);

@@ -68,36 +68,53 @@ export function checkDropout(d: DropoutSpec | undefined): DropoutSpec | undefine
 
 // ---- schedule -------------------------------------------------------------------------------
 export interface RankTiling {
+  /** 'direct': a thread owns 16 rows, no barriers (CPU emulation, K, N, r multiples of 4). */
+  schedule: 'tiled' | 'direct';
   /** Rank quads, ceil(r/4). */
   RQ: number;
-  /** Row quads per workgroup (a workgroup owns 4·WR rows). */
+  /** Tiled: row quads per workgroup (a workgroup owns 4·WR = 16 rows). */
   WR: number;
-  /** Split of phase 1's reduction among threads (partials meet in workgroup memory). */
+  /** Tiled: split of phase 1's reduction among threads (partials meet in workgroup memory). */
   KS: number;
 }
 
 /**
- * CPU-emulated adapters: no split (a barrier costs a coroutine switch per invocation), about 32
- * threads per workgroup. GPUs: 16 rows per workgroup, the reduction split to fill ~64 threads.
+ * CPU-emulated adapters take the direct schedule when K, N and r are multiples of 4, else the
+ * tiled one without a split reduction (a barrier costs a coroutine switch per invocation). GPUs:
+ * tiled, the reduction split to fill about 64 threads.
  */
-export function rankTiling(rt: Runtime, rank: number, schedule?: MatmulSchedule): RankTiling {
-  const RQ = Math.ceil(rank / 4);
-  if (pickSchedule(rt, schedule) === 'direct') return { RQ, WR: Math.max(1, Math.min(8, Math.floor(32 / RQ))), KS: 1 };
-  return { RQ, WR: 4, KS: Math.max(1, Math.floor(16 / RQ)) };
+export function rankTiling(rt: Runtime, d: LoraDims, schedule?: MatmulSchedule): RankTiling {
+  const RQ = Math.ceil(d.rank / 4);
+  const aligned = d.inFeatures % 4 === 0 && d.outFeatures % 4 === 0 && d.rank % 4 === 0;
+  if (pickSchedule(rt, schedule) === 'direct') return { schedule: aligned ? 'direct' : 'tiled', RQ, WR: 4, KS: 1 };
+  return { schedule: 'tiled', RQ, WR: 4, KS: Math.max(1, Math.floor(16 / RQ)) };
 }
 
-/** Shader defines for a tiling, shape and dropout. */
+/**
+ * Shader defines for a tiling, shape and dropout. The direct schedule reads r at run time, so its
+ * pipelines do not depend on the rank (RQ is then a placeholder).
+ */
 export function rankDefines(tl: RankTiling, d: LoraDims, dropout: boolean): Record<string, number | boolean> {
   return {
-    RQ: tl.RQ, WR: tl.WR, KS: tl.KS,
+    RQ: tl.schedule === 'direct' ? 1 : tl.RQ, WR: tl.WR, KS: tl.KS,
     VEC_K: d.inFeatures % 4 === 0, VEC_N: d.outFeatures % 4 === 0, VEC_R: d.rank % 4 === 0,
     DROPOUT: dropout,
   };
 }
 
-/** Workgroups for ceil(m / rows-per-workgroup). */
+/** The entry point of a pass under a tiling, e.g. lora_forward_direct. */
+export function rankEntry(pass: string, tl: RankTiling): string {
+  return `${pass}_${tl.schedule}`;
+}
+
+/** Workgroups: 16 rows per workgroup (tiled) or per thread, 4 threads a workgroup (direct). */
 export function rankGroups(tl: RankTiling, m: number): number {
-  return Math.ceil(m / (4 * tl.WR));
+  return Math.ceil(m / (tl.schedule === 'direct' ? 64 : 4 * tl.WR));
+}
+
+/** Row blocks of 16 (one dγ/dβ partial each): the same under both schedules. */
+export function rowBlocks(m: number): number {
+  return Math.ceil(m / 16);
 }
 
 export const align4 = (n: number): number => Math.ceil(n / 4) * 4;
@@ -161,8 +178,8 @@ function loraParams(a: LoraKernelArgs, drop: DropoutSpec | undefined): Params {
 export async function recordLoraForward(rt: Runtime, batch: Batch, args: LoraForwardArgs): Promise<void> {
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
-  const tl = rankTiling(rt, args.rank, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'lora_forward', rankDefines(tl, args, !!drop));
+  const tl = rankTiling(rt, args, args.schedule);
+  const pipe = await rt.pipelines.get(shader, rankEntry('lora_forward', tl), rankDefines(tl, args, !!drop));
   await recordMatmul(rt, batch, {
     a: args.x, b: args.w, c: args.y, bias: args.bias,
     m: args.m, n: args.outFeatures, k: args.inFeatures, schedule: args.schedule,
@@ -177,8 +194,8 @@ export async function recordLoraForward(rt: Runtime, batch: Batch, args: LoraFor
 export async function recordLoraProject(rt: Runtime, batch: Batch, args: LoraKernelArgs): Promise<void> {
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
-  const tl = rankTiling(rt, args.rank, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'lora_forward', rankDefines(tl, args, !!drop));
+  const tl = rankTiling(rt, args, args.schedule);
+  const pipe = await rt.pipelines.get(shader, rankEntry('lora_forward', tl), rankDefines(tl, args, !!drop));
   const noY = spareBuffer(rt, batch);
   batch.dispatch(pipe, loraParams({ ...args, outFeatures: 0 }, drop), [args.x, args.a, rt.dummy, args.state, noY], [rankGroups(tl, args.m)]);
 }
@@ -198,8 +215,8 @@ export async function recordLoraBackward(rt: Runtime, batch: Batch, args: LoraBa
   checkRank(args.rank);
   const drop = checkDropout(args.dropout);
   const { m, inFeatures: k, outFeatures: n, rank: r } = args;
-  const tl = rankTiling(rt, r, args.schedule);
-  const pipe = await rt.pipelines.get(shader, 'lora_backward', rankDefines(tl, args, !!drop));
+  const tl = rankTiling(rt, args, args.schedule);
+  const pipe = await rt.pipelines.get(shader, rankEntry('lora_backward', tl), rankDefines(tl, args, !!drop));
   const layout = loraStateLayout(args, !!drop);
   const du = rt.pool.acquire(m * r * 4, 'lora.du');
   batch.onDone(() => rt.pool.release(du));
