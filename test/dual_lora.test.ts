@@ -89,7 +89,9 @@ describe('ops.dualLoraForward / dualLoraBackward against float64', () => {
     [37, 45, 29, 4],
     [37, 45, 29, 8],
     [37, 45, 29, 33],
-    [19, 72, 68, 64], // in, out and r multiples of 4: the vec4 loads
+    // in, out and r multiples of 4: the direct schedule on CPU emulation (rows still ragged)
+    [37, 44, 28, 8],
+    [19, 72, 68, 64],
   ];
   it.each(cases)('m=%i in=%i out=%i r=%i', async (m, k, n, r) => {
     const rt = await testRuntime();
@@ -99,8 +101,9 @@ describe('ops.dualLoraForward / dualLoraBackward against float64', () => {
     expectGrads(await ops.dualLoraBackward(rt, p), dualLoraBackwardRef(refInput(p), p.dy));
   });
 
-  // The split-reduction schedule GPUs get, run here through nn Linear.
-  it.each([[37, 45, 29, 8]])('schedule=tiled m=%i in=%i out=%i r=%i', async (m, k, n, r) => {
+  // The tiled schedule with a split reduction, as GPUs get it (ragged, and vec4-aligned), run
+  // here through nn Linear.
+  it.each([[37, 45, 29, 8], [21, 44, 36, 12]])('schedule=tiled m=%i in=%i out=%i r=%i', async (m, k, n, r) => {
     const rt = await testRuntime();
     const p = problem(m, k, n, r, 3 * m + r);
     const lin = layer(rt, p, { schedule: 'tiled' });
@@ -215,7 +218,8 @@ describe('nn Linear with a Dual-LoRA adapter', () => {
     lin.release();
   });
 
-  it('dropout (A branch only) is seeded and the backward uses the forward mask', async () => {
+  // Both schedules: a ragged layer (tiled) and an aligned one (direct on CPU emulation).
+  it.each([[13, 22, 18], [21, 24, 20]])('dropout (A branch only) is seeded and the backward uses the forward mask (m=%i in=%i out=%i)', async (m, k, n) => {
     const rt = await testRuntime();
     const p = problem(m, k, n, r, 29);
     const drop = 0.2, seed = 8;

@@ -52,8 +52,12 @@ describe('ops.loraForward / loraBackward against float64', () => {
     [37, 45, 29, 4, undefined],
     [37, 45, 29, 8, undefined],
     [37, 45, 29, 33, undefined],
-    [19, 72, 68, 64, undefined], // in, out and r multiples of 4: the vec4 loads
-    [37, 45, 29, 8, 'tiled'], // the split-reduction schedule GPUs get
+    // in, out and r multiples of 4: the direct schedule on CPU emulation (rows still ragged)
+    [37, 44, 28, 8, undefined],
+    [19, 72, 68, 64, undefined],
+    // the tiled schedule with a split reduction, as GPUs get it: ragged, and vec4-aligned
+    [37, 45, 29, 8, 'tiled'],
+    [21, 44, 36, 12, 'tiled'],
   ];
   it.each(cases)('m=%i in=%i out=%i r=%i schedule=%s', async (m, k, n, r, schedule) => {
     const rt = await testRuntime();
@@ -184,7 +188,8 @@ describe('nn Linear with a LoRA adapter', () => {
     lin.release();
   });
 
-  it('dropout is seeded and the backward uses the forward mask', async () => {
+  // Both schedules: a ragged layer (tiled) and an aligned one (direct on CPU emulation).
+  it.each([[13, 22, 18], [21, 24, 20]])('dropout is seeded and the backward uses the forward mask (m=%i in=%i out=%i)', async (m, k, n) => {
     const rt = await testRuntime();
     const p = problem(m, k, n, r, 123);
     const drop = 0.3, seed = 42;
