@@ -121,11 +121,14 @@ describe('training and asking', () => {
   test('overfitting four samples makes ask return their answers', async () => {
     const rt = await testRuntime();
     const vlm = new VLM(rt, CFG, undefined, 1);
-    const picked = samples(['color', 'shape', 'count', 'locate'], 40);
+    // The two shape questions are the same text with different answers: only the image tells them apart.
+    const picked = samples(['shape', 'shape', 'color', 'locate'], 40);
+    expect(picked[0]!.question).toBe(picked[1]!.question);
+    expect(picked[0]!.answer).not.toBe(picked[1]!.answer);
     const mb = vlmBatch(vlm, picked.map((s) => item(vlm, s)));
     const trainer = new VlmTrainer(vlm, { mode: 'full', lr: 3e-3, weightDecay: 0 });
     let first = 0, last = 0;
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 300; i++) {
       const r = await trainer.trainStep(mb);
       if (i === 0) first = r.loss;
       last = r.loss;
