@@ -494,18 +494,46 @@ fn dual_lora_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n4 = p.N >> 2u;
   let oH = 0u; let oN = p.offN >> 2u; let oX = p.offXhat >> 2u; let oV = p.offV >> 2u;
   let x0 = rowQuads(m0, k4); let x1 = rowQuads(m0 + 4u, k4); let x2 = rowQuads(m0 + 8u, k4); let x3 = rowQuads(m0 + 12u, k4);
-  // Phase 1: u = drop(x) A and v = x T, one rank quad at a time; u goes to the x̂ section for now.
-  for (var jq = 0u; jq < r4; jq++) {
+  // Phase 1: u = drop(x) A and v = x T (u goes to the x̂ section for now): two rank quads at a
+  // time (16 accumulators: 16×8 of u and of v), then one at a time.
+  var jq = 0u;
+  for (; jq + 2u <= r4; jq += 2u) {
+    var u00 = mat4x4<f32>(); var u01 = mat4x4<f32>(); var u10 = mat4x4<f32>(); var u11 = mat4x4<f32>();
+    var u20 = mat4x4<f32>(); var u21 = mat4x4<f32>(); var u30 = mat4x4<f32>(); var u31 = mat4x4<f32>();
+    var v00 = mat4x4<f32>(); var v01 = mat4x4<f32>(); var v10 = mat4x4<f32>(); var v11 = mat4x4<f32>();
+    var v20 = mat4x4<f32>(); var v21 = mat4x4<f32>(); var v30 = mat4x4<f32>(); var v31 = mat4x4<f32>();
+    for (var q = 0u; q < k4; q++) {
+      let e = q * 4u * r4 + jq;   // quad index of A[4q][4jq]
+      let wa0 = aRows(e, r4); let wa1 = aRows(e + 1u, r4);
+      let wt0 = tRows(e, r4); let wt1 = tRows(e + 1u, r4);
+      let b0 = xBlock(x0, q); let b1 = xBlock(x1, q); let b2 = xBlock(x2, q); let b3 = xBlock(x3, q);
+      var d0 = b0; var d1 = b1; var d2 = b2; var d3 = b3;
+      if (DROPOUT) {
+        let keep = jq == 0u;   // drop(x) is stored once
+        d0 = dropBlock(m0, 4u * q, b0, keep); d1 = dropBlock(m0 + 4u, 4u * q, b1, keep);
+        d2 = dropBlock(m0 + 8u, 4u * q, b2, keep); d3 = dropBlock(m0 + 12u, 4u * q, b3, keep);
+      }
+      u00 += wa0 * d0; u01 += wa1 * d0; u10 += wa0 * d1; u11 += wa1 * d1;
+      u20 += wa0 * d2; u21 += wa1 * d2; u30 += wa0 * d3; u31 += wa1 * d3;
+      v00 += wt0 * b0; v01 += wt1 * b0; v10 += wt0 * b1; v11 += wt1 * b1;
+      v20 += wt0 * b2; v21 += wt1 * b2; v30 += wt0 * b3; v31 += wt1 * b3;
+    }
+    putS(oX, m0, r4, jq, u00); putS(oX, m0, r4, jq + 1u, u01); putS(oX, m0 + 4u, r4, jq, u10); putS(oX, m0 + 4u, r4, jq + 1u, u11);
+    putS(oX, m0 + 8u, r4, jq, u20); putS(oX, m0 + 8u, r4, jq + 1u, u21); putS(oX, m0 + 12u, r4, jq, u30); putS(oX, m0 + 12u, r4, jq + 1u, u31);
+    putS(oV, m0, r4, jq, v00); putS(oV, m0, r4, jq + 1u, v01); putS(oV, m0 + 4u, r4, jq, v10); putS(oV, m0 + 4u, r4, jq + 1u, v11);
+    putS(oV, m0 + 8u, r4, jq, v20); putS(oV, m0 + 8u, r4, jq + 1u, v21); putS(oV, m0 + 12u, r4, jq, v30); putS(oV, m0 + 12u, r4, jq + 1u, v31);
+  }
+  for (; jq < r4; jq++) {
     var u0 = mat4x4<f32>(); var u1 = mat4x4<f32>(); var u2 = mat4x4<f32>(); var u3 = mat4x4<f32>();
     var v0 = mat4x4<f32>(); var v1 = mat4x4<f32>(); var v2 = mat4x4<f32>(); var v3 = mat4x4<f32>();
     for (var q = 0u; q < k4; q++) {
-      let e = q * 4u * r4 + jq;   // quad index of A[4q][4jq]
+      let e = q * 4u * r4 + jq;
       let wa = aRows(e, r4);
       let wt = tRows(e, r4);
       let b0 = xBlock(x0, q); let b1 = xBlock(x1, q); let b2 = xBlock(x2, q); let b3 = xBlock(x3, q);
       var d0 = b0; var d1 = b1; var d2 = b2; var d3 = b3;
       if (DROPOUT) {
-        let keep = jq == 0u;   // drop(x) is stored once
+        let keep = jq == 0u;
         d0 = dropBlock(m0, 4u * q, b0, keep); d1 = dropBlock(m0 + 4u, 4u * q, b1, keep);
         d2 = dropBlock(m0 + 8u, 4u * q, b2, keep); d3 = dropBlock(m0 + 12u, 4u * q, b3, keep);
       }
@@ -574,18 +602,45 @@ fn dual_lora_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
   let oZ = p.offDz >> 2u;
   let oP = (p.offPart >> 2u) + gid.x * 2u * r4;
   let g0 = rowQuads(m0, n4); let g1 = rowQuads(m0 + 4u, n4); let g2 = rowQuads(m0 + 8u, n4); let g3 = rowQuads(m0 + 12u, n4);
-  // Phase 1: dh = s · g Bᵀ, one rank quad at a time, into the du section for now.
+  // Phase 1: dh = s · g Bᵀ into the du section for now: four rank quads at a time in 16×16
+  // blocks, then one at a time; this block's dγ, dβ partials start at 0.
+  // transpose(column c = B[j+c][4q..]): column i, entry c = dot(B[j+c][4q..], g[row i][4q..]).
   for (var jq = 0u; jq < r4; jq++) {
-    var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>(); var c3 = mat4x4<f32>();
+    WORK[oP + jq] = vec4<f32>(0.0);
+    WORK[oP + r4 + jq] = vec4<f32>(0.0);
+  }
+  var jq = 0u;
+  for (; jq + 4u <= r4; jq += 4u) {
+    var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>(); var c03 = mat4x4<f32>();
+    var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>(); var c12 = mat4x4<f32>(); var c13 = mat4x4<f32>();
+    var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>(); var c22 = mat4x4<f32>(); var c23 = mat4x4<f32>();
+    var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>(); var c32 = mat4x4<f32>(); var c33 = mat4x4<f32>();
     let e = jq * 4u * n4;   // quad index of B[4jq][0]
+    let s4 = 4u * n4;       // one rank quad further
     for (var q = 0u; q < n4; q++) {
-      let w = transpose(bRows(e + q, n4));   // column i, entry c: dot(B[4jq+c][4q..], g[row i][4q..])
+      let w0 = transpose(bRows(e + q, n4)); let w1 = transpose(bRows(e + s4 + q, n4));
+      let w2 = transpose(bRows(e + 2u * s4 + q, n4)); let w3 = transpose(bRows(e + 3u * s4 + q, n4));
+      let b0 = gBlock(g0, q); let b1 = gBlock(g1, q); let b2 = gBlock(g2, q); let b3 = gBlock(g3, q);
+      c00 += w0 * b0; c01 += w1 * b0; c02 += w2 * b0; c03 += w3 * b0;
+      c10 += w0 * b1; c11 += w1 * b1; c12 += w2 * b1; c13 += w3 * b1;
+      c20 += w0 * b2; c21 += w1 * b2; c22 += w2 * b2; c23 += w3 * b2;
+      c30 += w0 * b3; c31 += w1 * b3; c32 += w2 * b3; c33 += w3 * b3;
+    }
+    let sc = p.scale;
+    putW(0u, m0, r4, jq, c00 * sc); putW(0u, m0, r4, jq + 1u, c01 * sc); putW(0u, m0, r4, jq + 2u, c02 * sc); putW(0u, m0, r4, jq + 3u, c03 * sc);
+    putW(0u, m0 + 4u, r4, jq, c10 * sc); putW(0u, m0 + 4u, r4, jq + 1u, c11 * sc); putW(0u, m0 + 4u, r4, jq + 2u, c12 * sc); putW(0u, m0 + 4u, r4, jq + 3u, c13 * sc);
+    putW(0u, m0 + 8u, r4, jq, c20 * sc); putW(0u, m0 + 8u, r4, jq + 1u, c21 * sc); putW(0u, m0 + 8u, r4, jq + 2u, c22 * sc); putW(0u, m0 + 8u, r4, jq + 3u, c23 * sc);
+    putW(0u, m0 + 12u, r4, jq, c30 * sc); putW(0u, m0 + 12u, r4, jq + 1u, c31 * sc); putW(0u, m0 + 12u, r4, jq + 2u, c32 * sc); putW(0u, m0 + 12u, r4, jq + 3u, c33 * sc);
+  }
+  for (; jq < r4; jq++) {
+    var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>(); var c3 = mat4x4<f32>();
+    let e = jq * 4u * n4;
+    for (var q = 0u; q < n4; q++) {
+      let w = transpose(bRows(e + q, n4));
       c0 += w * gBlock(g0, q); c1 += w * gBlock(g1, q); c2 += w * gBlock(g2, q); c3 += w * gBlock(g3, q);
     }
     putW(0u, m0, r4, jq, c0 * p.scale); putW(0u, m0 + 4u, r4, jq, c1 * p.scale);
     putW(0u, m0 + 8u, r4, jq, c2 * p.scale); putW(0u, m0 + 12u, r4, jq, c3 * p.scale);
-    WORK[oP + jq] = vec4<f32>(0.0);
-    WORK[oP + r4 + jq] = vec4<f32>(0.0);
   }
   // Gate and LayerNorm backward, row by row: dz, du (over dh), and this block's dγ, dβ.
   let rf = f32(p.R);

@@ -18,8 +18,9 @@
 //   *_direct  K, N, R multiples of 4; the schedule for CPU-emulated adapters (SwiftShader), where
 //             every load is a per-lane gather and a barrier switches coroutines. A thread owns 16
 //             rows and does both phases for them with no workgroup memory and no barrier: phase 1
-//             in 16×4 blocks, one rank quad at a time, written to the state (or du); phase 2 reads
-//             those rows back (its own writes) in 16×16 blocks, 32 loads per 1024 multiply-adds.
+//             in 16×16 blocks (four rank quads; then 16×4 for the rest), written to the state (or
+//             du); phase 2 reads those rows back (its own writes) in 16×16 blocks. 16×16 blocks
+//             take 32 loads per 1024 multiply-adds, as matmul_direct.
 // Hot loops carry no bounds checks: rows past M, rank rows past R and the last partial quad are
 // clamped into range, so they read real (finite) values that are then dropped — rows past M are
 // never stored, rank columns past R are zeroed (select, not multiply) before anything uses them,
@@ -366,14 +367,40 @@ fn lora_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r4 = p.R >> 2u;
   let n4 = p.N >> 2u;
   let x0 = rowQuads(m0, k4); let x1 = rowQuads(m0 + 4u, k4); let x2 = rowQuads(m0 + 8u, k4); let x3 = rowQuads(m0 + 12u, k4);
-  // Phase 1: u rows = drop(x) A, one rank quad at a time (column i of c_r = row m0+4r+i).
-  for (var jq = 0u; jq < r4; jq++) {
+  // Phase 1: u rows = drop(x) A (column i of c_rc = row m0+4r+i, rank quad jq+c): four rank
+  // quads at a time in 16×16 blocks (32 loads per 1024 multiply-adds), then one at a time.
+  var jq = 0u;
+  for (; jq + 4u <= r4; jq += 4u) {
+    var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>(); var c03 = mat4x4<f32>();
+    var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>(); var c12 = mat4x4<f32>(); var c13 = mat4x4<f32>();
+    var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>(); var c22 = mat4x4<f32>(); var c23 = mat4x4<f32>();
+    var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>(); var c32 = mat4x4<f32>(); var c33 = mat4x4<f32>();
+    for (var q = 0u; q < k4; q++) {
+      let e = q * 4u * r4 + jq;   // quad index of A[4q][4jq]
+      let w0 = aRows(e, r4); let w1 = aRows(e + 1u, r4); let w2 = aRows(e + 2u, r4); let w3 = aRows(e + 3u, r4);
+      var b0 = xBlock(x0, q); var b1 = xBlock(x1, q); var b2 = xBlock(x2, q); var b3 = xBlock(x3, q);
+      if (DROPOUT) {
+        let keep = jq == 0u;   // drop(x) is stored once
+        b0 = dropBlock(m0, 4u * q, b0, keep); b1 = dropBlock(m0 + 4u, 4u * q, b1, keep);
+        b2 = dropBlock(m0 + 8u, 4u * q, b2, keep); b3 = dropBlock(m0 + 12u, 4u * q, b3, keep);
+      }
+      c00 += w0 * b0; c01 += w1 * b0; c02 += w2 * b0; c03 += w3 * b0;
+      c10 += w0 * b1; c11 += w1 * b1; c12 += w2 * b1; c13 += w3 * b1;
+      c20 += w0 * b2; c21 += w1 * b2; c22 += w2 * b2; c23 += w3 * b2;
+      c30 += w0 * b3; c31 += w1 * b3; c32 += w2 * b3; c33 += w3 * b3;
+    }
+    putS(m0, r4, jq, c00); putS(m0, r4, jq + 1u, c01); putS(m0, r4, jq + 2u, c02); putS(m0, r4, jq + 3u, c03);
+    putS(m0 + 4u, r4, jq, c10); putS(m0 + 4u, r4, jq + 1u, c11); putS(m0 + 4u, r4, jq + 2u, c12); putS(m0 + 4u, r4, jq + 3u, c13);
+    putS(m0 + 8u, r4, jq, c20); putS(m0 + 8u, r4, jq + 1u, c21); putS(m0 + 8u, r4, jq + 2u, c22); putS(m0 + 8u, r4, jq + 3u, c23);
+    putS(m0 + 12u, r4, jq, c30); putS(m0 + 12u, r4, jq + 1u, c31); putS(m0 + 12u, r4, jq + 2u, c32); putS(m0 + 12u, r4, jq + 3u, c33);
+  }
+  for (; jq < r4; jq++) {
     var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>(); var c3 = mat4x4<f32>();
     for (var q = 0u; q < k4; q++) {
       let w = aRows(q * 4u * r4 + jq, r4);   // column c = A[4q+c][4jq..]
       var b0 = xBlock(x0, q); var b1 = xBlock(x1, q); var b2 = xBlock(x2, q); var b3 = xBlock(x3, q);
       if (DROPOUT) {
-        let keep = jq == 0u;   // drop(x) is stored once
+        let keep = jq == 0u;
         b0 = dropBlock(m0, 4u * q, b0, keep); b1 = dropBlock(m0 + 4u, 4u * q, b1, keep);
         b2 = dropBlock(m0 + 8u, 4u * q, b2, keep); b3 = dropBlock(m0 + 12u, 4u * q, b3, keep);
       }
@@ -415,12 +442,36 @@ fn lora_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r4 = p.R >> 2u;
   let n4 = p.N >> 2u;
   let g0 = rowQuads(m0, n4); let g1 = rowQuads(m0 + 4u, n4); let g2 = rowQuads(m0 + 8u, n4); let g3 = rowQuads(m0 + 12u, n4);
-  // Phase 1: du rows = s · g Bᵀ, one rank quad at a time.
-  for (var jq = 0u; jq < r4; jq++) {
-    var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>(); var c3 = mat4x4<f32>();
+  // Phase 1: du rows = s · g Bᵀ: four rank quads at a time in 16×16 blocks, then one at a time.
+  // transpose(column c = B[j+c][4q..]): column i, entry c = dot(B[j+c][4q..], g[row i][4q..]).
+  var jq = 0u;
+  for (; jq + 4u <= r4; jq += 4u) {
+    var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>(); var c03 = mat4x4<f32>();
+    var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>(); var c12 = mat4x4<f32>(); var c13 = mat4x4<f32>();
+    var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>(); var c22 = mat4x4<f32>(); var c23 = mat4x4<f32>();
+    var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>(); var c32 = mat4x4<f32>(); var c33 = mat4x4<f32>();
     let e = jq * 4u * n4;   // quad index of B[4jq][0]
+    let s4 = 4u * n4;       // one rank quad further
     for (var q = 0u; q < n4; q++) {
-      let w = transpose(bRows(e + q, n4));   // column i, entry c: dot(B[4jq+c][4q..], g[row i][4q..])
+      let w0 = transpose(bRows(e + q, n4)); let w1 = transpose(bRows(e + s4 + q, n4));
+      let w2 = transpose(bRows(e + 2u * s4 + q, n4)); let w3 = transpose(bRows(e + 3u * s4 + q, n4));
+      let b0 = gBlock(g0, q); let b1 = gBlock(g1, q); let b2 = gBlock(g2, q); let b3 = gBlock(g3, q);
+      c00 += w0 * b0; c01 += w1 * b0; c02 += w2 * b0; c03 += w3 * b0;
+      c10 += w0 * b1; c11 += w1 * b1; c12 += w2 * b1; c13 += w3 * b1;
+      c20 += w0 * b2; c21 += w1 * b2; c22 += w2 * b2; c23 += w3 * b2;
+      c30 += w0 * b3; c31 += w1 * b3; c32 += w2 * b3; c33 += w3 * b3;
+    }
+    let sc = p.scale;
+    putDU(m0, r4, jq, c00 * sc); putDU(m0, r4, jq + 1u, c01 * sc); putDU(m0, r4, jq + 2u, c02 * sc); putDU(m0, r4, jq + 3u, c03 * sc);
+    putDU(m0 + 4u, r4, jq, c10 * sc); putDU(m0 + 4u, r4, jq + 1u, c11 * sc); putDU(m0 + 4u, r4, jq + 2u, c12 * sc); putDU(m0 + 4u, r4, jq + 3u, c13 * sc);
+    putDU(m0 + 8u, r4, jq, c20 * sc); putDU(m0 + 8u, r4, jq + 1u, c21 * sc); putDU(m0 + 8u, r4, jq + 2u, c22 * sc); putDU(m0 + 8u, r4, jq + 3u, c23 * sc);
+    putDU(m0 + 12u, r4, jq, c30 * sc); putDU(m0 + 12u, r4, jq + 1u, c31 * sc); putDU(m0 + 12u, r4, jq + 2u, c32 * sc); putDU(m0 + 12u, r4, jq + 3u, c33 * sc);
+  }
+  for (; jq < r4; jq++) {
+    var c0 = mat4x4<f32>(); var c1 = mat4x4<f32>(); var c2 = mat4x4<f32>(); var c3 = mat4x4<f32>();
+    let e = jq * 4u * n4;
+    for (var q = 0u; q < n4; q++) {
+      let w = transpose(bRows(e + q, n4));
       c0 += w * gBlock(g0, q); c1 += w * gBlock(g1, q); c2 += w * gBlock(g2, q); c3 += w * gBlock(g3, q);
     }
     putDU(m0, r4, jq, c0 * p.scale); putDU(m0 + 4u, r4, jq, c1 * p.scale);
