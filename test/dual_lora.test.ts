@@ -90,7 +90,7 @@ describe('ops.dualLoraForward / dualLoraBackward against float64', () => {
     [37, 45, 29, 8],
     [37, 45, 29, 33],
     // in, out and r multiples of 4: the direct schedule on CPU emulation (rows still ragged)
-    [37, 44, 28, 8],
+    [37, 44, 28, 20], // r = 20: five rank quads, 2 + 2 + 1 (forward) and 4 + 1 (backward) in phase 1
     [19, 72, 68, 64],
   ];
   it.each(cases)('m=%i in=%i out=%i r=%i', async (m, k, n, r) => {
@@ -219,7 +219,7 @@ describe('nn Linear with a Dual-LoRA adapter', () => {
   });
 
   // Both schedules: a ragged layer (tiled) and an aligned one (direct on CPU emulation).
-  it.each([[13, 22, 18], [21, 24, 20]])('dropout (A branch only) is seeded and the backward uses the forward mask (m=%i in=%i out=%i)', async (m, k, n) => {
+  it.each([[13, 22, 18, 8], [21, 24, 20, 20]])('dropout (A branch only) is seeded and the backward uses the forward mask (m=%i in=%i out=%i r=%i)', async (m, k, n, r) => {
     const rt = await testRuntime();
     const p = problem(m, k, n, r, 29);
     const drop = 0.2, seed = 8;

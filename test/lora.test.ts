@@ -53,7 +53,7 @@ describe('ops.loraForward / loraBackward against float64', () => {
     [37, 45, 29, 8, undefined],
     [37, 45, 29, 33, undefined],
     // in, out and r multiples of 4: the direct schedule on CPU emulation (rows still ragged)
-    [37, 44, 28, 8, undefined],
+    [37, 44, 28, 20, undefined], // r = 20: five rank quads, 4 + 1 in phase 1
     [19, 72, 68, 64, undefined],
     // the tiled schedule with a split reduction, as GPUs get it: ragged, and vec4-aligned
     [37, 45, 29, 8, 'tiled'],
@@ -189,7 +189,7 @@ describe('nn Linear with a LoRA adapter', () => {
   });
 
   // Both schedules: a ragged layer (tiled) and an aligned one (direct on CPU emulation).
-  it.each([[13, 22, 18], [21, 24, 20]])('dropout is seeded and the backward uses the forward mask (m=%i in=%i out=%i)', async (m, k, n) => {
+  it.each([[13, 22, 18, 8], [21, 24, 20, 20]])('dropout is seeded and the backward uses the forward mask (m=%i in=%i out=%i r=%i)', async (m, k, n, r) => {
     const rt = await testRuntime();
     const p = problem(m, k, n, r, 123);
     const drop = 0.3, seed = 42;
