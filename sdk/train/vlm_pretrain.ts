@@ -44,7 +44,7 @@ export interface PretrainResult {
   losses: Map<number, number>;
   /** The step reached. */
   step: number;
-  /** Mean wall time of a step in this call (ms), first step excluded when possible. */
+  /** Mean wall time of a step in this call (ms), its first step (pipeline compilation) excluded when possible. */
   msPerStep: number;
   /** Mean sequence rows (B·S) processed per second. */
   tokensPerSecond: number;
@@ -76,7 +76,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function saveCheckpoint(dir: string, trainer: VlmTrainer): Promise<void> {
+async function saveCheckpoint(dir: string, trainer: VlmTrainer, totalSteps: number): Promise<void> {
   await trainer.vlm.saveWeights(dir);
   const st = await trainer.optimizer.state();
   const names = Object.keys(st.m);
@@ -91,13 +91,13 @@ async function saveCheckpoint(dir: string, trainer: VlmTrainer): Promise<void> {
     data.set(st.m[e.name]!, e.m);
     data.set(st.v[e.name]!, e.v);
   }
-  await writeBlobFiles(dir, 'optimizer', { t: st.t, step: trainer.step, tensors: index }, data);
+  await writeBlobFiles(dir, 'optimizer', { t: st.t, step: trainer.step, totalSteps, tensors: index }, data);
 }
 
-async function loadCheckpoint(dir: string, trainer: VlmTrainer): Promise<void> {
+async function loadCheckpoint(dir: string, trainer: VlmTrainer): Promise<number | undefined> {
   await trainer.vlm.loadWeights(dir);
   const { json, data } = await readBlobFiles(dir, 'optimizer');
-  const j = json as { t: number; step: number; tensors: { name: string; size: number; m: number; v: number }[] };
+  const j = json as { t: number; step: number; totalSteps?: number; tensors: { name: string; size: number; m: number; v: number }[] };
   if (!j || !Array.isArray(j.tensors)) throw new EdgeTuneError('BAD_CONFIG', `${dir}/optimizer.json is not an optimizer checkpoint`);
   const m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
   for (const e of j.tensors) {
@@ -106,6 +106,7 @@ async function loadCheckpoint(dir: string, trainer: VlmTrainer): Promise<void> {
   }
   trainer.optimizer.loadState({ t: j.t, m, v });
   trainer.step = j.step;
+  return j.totalSteps;
 }
 
 const fmtTime = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
@@ -125,19 +126,22 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
   const trainer = new VlmTrainer(vlm, { mode: 'full', lr, weightDecay: o.weightDecay ?? 0.01, schedule: { lr, warmup, total: steps, minLr: lr / 10 } });
   if (o.resume && (await exists(`${ckDir}/optimizer.json`))) {
-    await loadCheckpoint(ckDir, trainer);
+    const total = await loadCheckpoint(ckDir, trainer);
     log(`resumed from ${ckDir} at step ${trainer.step}`);
+    // The schedule depends on the total: another --steps gives another run than the original.
+    if (total !== undefined && total !== steps) log(`warning: the checkpoint was written by a run of ${total} steps; this run has ${steps} (another lr schedule)`);
   }
   const losses = new Map<number, number>();
   const last = Math.min(steps, o.stopAt ?? steps);
-  let window = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0;
+  let window = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0, first = true;
   const t0 = performance.now();
   while (trainer.step < last) {
     const mb = pretrainBatch(vlm, trainer.step + 1, B);
     const ts = performance.now();
     const r = await trainer.trainStep(mb);
     const dt = performance.now() - ts;
-    if (r.step > 1 || last === 1) {
+    // The first step of a call compiles the pipelines: timed only when it is the only one.
+    if (!first || last - r.step === 0) {
       timed += dt;
       timedSteps++;
       rows += mb.batch * mb.seq;
@@ -152,7 +156,8 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       window = 0;
       windowN = 0;
     }
-    if (ckEvery > 0 && r.step % ckEvery === 0 && r.step < steps) await saveCheckpoint(ckDir, trainer);
+    if (ckEvery > 0 && r.step % ckEvery === 0 && r.step < steps) await saveCheckpoint(ckDir, trainer, steps);
+    first = false;
   }
   if (trainer.step >= steps) {
     await vlm.saveWeights(o.out);
