@@ -51,7 +51,9 @@ const TM: u32 = 4u * WR;        // tiled: rows per workgroup
 @group(0) @binding(12) var<storage, read_write> DGAMMA: array<f32>;    // dγ (R), accumulated
 @group(0) @binding(13) var<storage, read_write> DBETA: array<f32>;     // dβ (R), accumulated
 
-var<workgroup> red: array<mat4x4<f32>, 2u * WG>;      // tiled phase 1 partial blocks (KS > 1)
+// Tiled workgroup memory (at most 16 KiB per entry point at r = 64, the WebGPU default limit).
+var<workgroup> redU: array<mat4x4<f32>, WG>;          // tiled phase 1 partial blocks (KS > 1): u or dh
+var<workgroup> redV: array<mat4x4<f32>, WG>;          //   and v
 var<workgroup> tileH: array<vec4<f32>, TM * RQ>;      // forward h / backward du: quad q of row l at l·RQ + q
 var<workgroup> tileZ: array<vec4<f32>, TM * RQ>;      // backward dz
 var<workgroup> rowS1: array<f32, TM * RQ>;            // per (row, column quad) partial row sums
@@ -296,10 +298,10 @@ fn dual_lora_forward_tiled(@builtin(local_invocation_index) t: u32, @builtin(wor
   let j0 = cq * 4u;
   var uv = projectBlocks(m0, j0, ks, cq == 0u);
   if (KS > 1u) {
-    red[t] = uv.u;
-    red[WG + t] = uv.v;
+    redU[t] = uv.u;
+    redV[t] = uv.v;
     workgroupBarrier();
-    if (ks == 0u) { for (var i = 1u; i < KS; i++) { uv.u += red[t + i]; uv.v += red[WG + t + i]; } }
+    if (ks == 0u) { for (var i = 1u; i < KS; i++) { uv.u += redU[t + i]; uv.v += redV[t + i]; } }
   }
   uv.u = maskCols(uv.u, j0);
   uv.v = maskCols(uv.v, j0);
@@ -379,9 +381,9 @@ fn dual_lora_backward_tiled(@builtin(local_invocation_index) t: u32, @builtin(wo
   let j0 = cq * 4u;
   var dh = gradBlock(m0, j0, ks);
   if (KS > 1u) {
-    red[t] = dh;
+    redU[t] = dh;
     workgroupBarrier();
-    if (ks == 0u) { for (var i = 1u; i < KS; i++) { dh += red[t + i]; } }
+    if (ks == 0u) { for (var i = 1u; i < KS; i++) { dh += redU[t + i]; } }
   }
   dh = maskCols(dh * p.scale, j0);
   let live = ks == 0u;
