@@ -19,9 +19,10 @@ export default async function (rt) {
     const b = rt.upload(new Float32Array(k * n).fill(0.25));
     const c = rt.pool.acquire(m * n * 4);
     const flop = 2 * m * n * k;
-    // Enough products per batch that a batch takes ~0.2 s or more on this adapter.
+    // Several products per batch (one submit), so that the fixed cost of a submit and its
+    // completion does not count: about 2 GFLOP per batch, at least 2 and at most 50 products.
     for (const schedule of ['direct', 'tiled']) {
-      const reps = Math.max(1, Math.min(50, Math.round(2e8 / flop)));
+      const reps = Math.max(2, Math.min(50, Math.round(2e9 / flop)));
       const run = async () => {
         const batch = rt.batch('bench.matmul');
         for (let r = 0; r < reps; r++) await recordMatmul(rt, batch, { a, b, c, m, n, k, schedule });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run pretrain -- [--steps N] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
 //                      [--checkpoint-every K] [--seed S]`
-// Deterministic pretraining of the tiny VLM on the general world (docs/vlm.md). --smoke runs a
+// Deterministic pretraining of the tiny VLM on the general world (README: The tiny VLM). --smoke runs a
 // few steps of a tiny config (CI). Runs the built SDK (npm run pretrain builds it first). Writes DIR/weights.{json,bin}; checkpoints in DIR/checkpoint.
 import * as et from '../dist/edgetune.js';
 

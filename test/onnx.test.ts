@@ -59,7 +59,7 @@ let dir: string;
 let files: ExportedPackage;
 let decoderBytes: Uint8Array;
 let sessions: { decoder: ort.InferenceSession; embed: ort.InferenceSession; vision: ort.InferenceSession };
-/** Parity figures, printed at the end (docs/onnx.md). */
+/** Parity figures, printed at the end (README: ONNX files, parity). */
 const figures: Record<string, number> = {};
 
 beforeAll(async () => {

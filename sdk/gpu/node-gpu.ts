@@ -73,7 +73,8 @@ export async function requestNodeAdapter(
 /**
  * Dawn instance flags. Without `robust`, Dawn's robustness transform is off: every edgetune
  * kernel bounds-checks its own accesses (the tests run ragged shapes on every kernel), and
- * on SwiftShader the per-access clamps cost about a third of matmul throughput.
+ * on SwiftShader the per-access clamps cost about 10% of matmul throughput (more on
+ * load-heavy kernels).
  * EDGETUNE_DAWN_FLAGS (space-separated) adds flags.
  */
 function dawnFlags(robust: boolean): string[] {

@@ -13,7 +13,7 @@ export interface RuntimeOptions {
   allowSoftware?: boolean;
   /**
    * Node only: keep Dawn's robust buffer access (default false: edgetune's kernels check
-   * their own bounds, and the clamps cost a third of software-adapter throughput).
+   * their own bounds, and the clamps cost ~10% of software-adapter matmul throughput).
    * Browsers always keep robustness.
    */
   robust?: boolean;

@@ -1,4 +1,4 @@
-// ONNX export of the model package (DESIGN §2.1, docs/onnx.md), standard opset-17 ops only:
+// ONNX export of the model package (DESIGN §2.1, README: ONNX files), standard opset-17 ops only:
 //   vision_encoder.onnx         pixel_values (B,3,H,W) → image_features (B,N,d) (ViT + connector),
 //                               hidden_states.0…L (B,N,dv): patch embedding, then every layer
 //   embed_tokens.onnx           input_ids (B,S) int64 → inputs_embeds (B,S,d)

@@ -1,7 +1,7 @@
 // Reading ONNX files: parse the ModelProto (onnx-proto), list the initializers by name with their
 // dims, check the ops against what the engine runs, and load the decoder's weights from the
 // initializers of decoder_model_merged.onnx (the engine runs that decoder itself, DESIGN §2).
-// Name mapping (docs/onnx.md): engine parameter `p` ↔ initializer `model.p`, same layout
+// Name mapping (README: ONNX files of the model package): engine parameter `p` ↔ initializer `model.p`, same layout
 // (W in×out, the MatMul B operand; embed_tokens.weight (vocab, d)).
 import { EdgeTuneError } from '../errors.js';
 import { ropeTable } from '../kernels/rope.js';

@@ -1,4 +1,4 @@
-// The VLM's sequence layout (docs/vlm.md):
+// The VLM's sequence layout (README: The tiny VLM, sequence format):
 //   [P image rows] [<bos> question tokens A:] [answer tokens <eos>] [<pad> …]
 // The image rows come from the connector; their ids here are −1 (the embedding gives a zero row
 // and no gradient there; the trainer copies the image features over them). Full attention

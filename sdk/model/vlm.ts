@@ -1,4 +1,4 @@
-// The tiny vision-language model (DESIGN §2.2, docs/vlm.md):
+// The tiny vision-language model (DESIGN §2.2; README: The tiny VLM):
 //   pixels (B, 3, H, W) → VisionEncoder → (B·P, dv) → Connector → (B·P, d) → image rows of the
 //   decoder's input → LlamaDecoder → logits.
 // Sequence layout (sdk/model/prompt.ts): [P image rows] [<bos> question A:] [answer <eos>].
