@@ -5,6 +5,7 @@
 import { EdgeTuneError } from '../errors.js';
 import { Tensor } from '../gpu/tensor.js';
 import type { LlamaDecoder } from '../nn/decoder.js';
+import { mulberry32 } from '../nn/init.js';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -24,16 +25,6 @@ export interface Generated {
   logprobs: number[];
   /** Logits (vocab) at every generated position, when `keepLogits`. */
   logits?: Float32Array[];
-}
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** log-softmax(z)[i] in float64. */
