@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // edgetune command line. `edgetune selfcheck` prints the WebGPU adapter and checks a
 // matmul against a float64 CPU reference.
-import { createRuntime, ops, EdgeTuneError } from '../dist/edgetune.js';
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createRuntime, ops, EdgeTuneError, VLM, decodePNG } from '../dist/edgetune.js';
 
 const [cmd = 'selfcheck', ...rest] = process.argv.slice(2);
 
@@ -47,7 +49,40 @@ async function selfcheck() {
   return ok ? 0 : 1;
 }
 
-const commands = { selfcheck };
+/** `--name value` pairs. */
+function flags(args) {
+  const out = {};
+  for (let i = 0; i < args.length; i++) {
+    if (!args[i].startsWith('--')) throw new EdgeTuneError('INVALID_ARGUMENT', `unexpected argument '${args[i]}'`);
+    out[args[i].slice(2)] = args[i + 1];
+    i++;
+  }
+  return out;
+}
+
+const EMBEDDED = fileURLToPath(new URL('../models/tiny-vlm', import.meta.url));
+
+/** edgetune ask --image <png> --question "<text>" [--model <package dir>] [--max-new-tokens N] */
+async function ask(args) {
+  const f = flags(args);
+  if (!f.image || !f.question) throw new EdgeTuneError('INVALID_ARGUMENT', 'usage: edgetune ask --image <png> --question "<text>" [--model <dir>]');
+  const model = f.model ?? EMBEDDED;
+  if (!existsSync(`${model}/config.json`)) {
+    throw new EdgeTuneError('BAD_CONFIG', `${model} holds no model package (config.json, tokenizer.json, *.onnx)${f.model ? '' : ': the embedded model has not been pretrained and exported yet; pass --model <dir> of a package written by savePackage'}`);
+  }
+  let bytes;
+  try {
+    bytes = new Uint8Array(readFileSync(f.image));
+  } catch (e) {
+    throw new EdgeTuneError('INVALID_ARGUMENT', `cannot read the image ${f.image}: ${e.message}`);
+  }
+  const vlm = await VLM.load(model);
+  const r = await vlm.ask(decodePNG(bytes), f.question, { maxNewTokens: f['max-new-tokens'] ? Number(f['max-new-tokens']) : undefined });
+  console.log(JSON.stringify({ text: r.text, boxes: r.boxes, tokens: r.tokens, logprob: r.logprob }));
+  return 0;
+}
+
+const commands = { selfcheck, ask };
 try {
   if (!(cmd in commands)) {
     console.error(`unknown command '${cmd}'. Commands: ${Object.keys(commands).join(', ')}`);

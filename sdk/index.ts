@@ -47,3 +47,4 @@ export { pretrain, pretrainBatch, type PretrainOptions, type PretrainResult } fr
 export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
 export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
 export { parseOnnx, checkOps, loadDecoderWeights, loadVisionWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';
+export { savePackage, loadPackage, FAMILY, FAMILIES, type PackageConfig } from './model/package.js';

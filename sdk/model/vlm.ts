@@ -195,6 +195,16 @@ export class VLM {
     this.importWeights(json as WeightsIndex, data);
   }
 
+  /**
+   * A model package (config.json, tokenizer.json, the ONNX files): a directory in Node or a URL.
+   * The weights come from the ONNX files' initializers.
+   */
+  static async load(source: string, options: { runtime?: Runtime } = {}): Promise<VLM> {
+    const { loadPackage } = await import('./package.js');
+    const { createRuntime } = await import('../gpu/runtime.js');
+    return loadPackage(options.runtime ?? (await createRuntime()), source);
+  }
+
   /** Node: a model built from the config (and tokenizer) saved in `dir`, with its weights. */
   static async fromWeights(rt: Runtime, dir: string): Promise<VLM> {
     const { json, data } = await readBlobFiles(dir, 'weights');

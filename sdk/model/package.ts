@@ -1,0 +1,86 @@
+// The model package (DESIGN §2.1): config.json, tokenizer.json and the three ONNX files.
+//   savePackage(vlm, dir)       Node: writes every file (the ONNX files hold the weights)
+//   loadPackage(rt, source)     a directory (Node) or a URL (fetch): builds the model from
+//                               config.json and tokenizer.json and loads the decoder's weights
+//                               from decoder_model_merged.onnx's initializers, the vision
+//                               encoder's and connector's from vision_encoder.onnx.
+// Errors: an unknown `family` → UNKNOWN_FAMILY; missing or unreadable files and configs that do
+// not match the ONNX → BAD_CONFIG; corrupt ONNX → BAD_ONNX.
+import { EdgeTuneError } from '../errors.js';
+import type { Runtime } from '../gpu/runtime.js';
+import { DECODER_FILE, exportOnnxPackage, VISION_FILE } from './export.js';
+import { loadDecoderWeights, loadVisionWeights, parseOnnx } from './onnx_read.js';
+import { Tokenizer } from './tokenizer.js';
+import { VLM, type VlmConfig } from './vlm.js';
+
+export const FAMILY = 'edgetune-tiny-vlm';
+export const FAMILIES: readonly string[] = [FAMILY];
+
+export interface PackageConfig extends VlmConfig {
+  family: string;
+  /** The box codec of the location tokens (from the tokenizer). */
+  boxCodec: unknown;
+}
+
+function inNode(): boolean {
+  const g = globalThis as { process?: { versions?: { node?: string } } };
+  return !!g.process?.versions?.node;
+}
+
+async function readFile(source: string, name: string): Promise<Uint8Array> {
+  if (/^(https?|blob):/.test(source) || !inNode()) {
+    const base = (globalThis as { location?: { href: string } }).location?.href;
+    const url = new URL(name, new URL(source.endsWith('/') ? source : `${source}/`, base)).toString();
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (cause) {
+      throw new EdgeTuneError('BAD_CONFIG', `cannot fetch ${url}: ${String(cause)}; check the model URL`, { cause });
+    }
+    if (!res.ok) throw new EdgeTuneError('BAD_CONFIG', `cannot fetch ${url}: HTTP ${res.status}; check the model URL`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  try {
+    return new Uint8Array(await fs.readFile(path.join(source, name)));
+  } catch (cause) {
+    throw new EdgeTuneError('BAD_CONFIG', `cannot read ${path.join(source, name)}: ${(cause as Error).message}; is ${source} a model package?`, { cause });
+  }
+}
+
+function parseJson(bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (cause) {
+    throw new EdgeTuneError('BAD_CONFIG', `${what} is not valid JSON (${(cause as Error).message}); re-export the model package`, { cause });
+  }
+}
+
+/** Node: writes config.json, tokenizer.json and the ONNX files of `vlm` into `dir`. */
+export async function savePackage(vlm: VLM, dir: string): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  await exportOnnxPackage(dir, { decoder: vlm.decoder, vision: vlm.vision, connector: vlm.connector });
+  const config: PackageConfig = { family: FAMILY, ...vlm.cfg, boxCodec: vlm.tokenizer.codec };
+  await fs.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(vlm.tokenizer.toJSON()));
+  await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+}
+
+/** Builds the VLM of a model package (directory or URL) with the weights of its ONNX files. */
+export async function loadPackage(rt: Runtime, source: string): Promise<VLM> {
+  if (typeof source !== 'string' || source.length === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'VLM.load needs a directory or a URL');
+  const cfg = parseJson(await readFile(source, 'config.json'), 'config.json') as Partial<PackageConfig>;
+  if (!cfg || typeof cfg !== 'object') throw new EdgeTuneError('BAD_CONFIG', 'config.json must hold an object');
+  if (!FAMILIES.includes(cfg.family as string)) {
+    throw new EdgeTuneError('UNKNOWN_FAMILY', `config.json names the model family ${JSON.stringify(cfg.family)}; this version of edgetune runs ${FAMILIES.join(', ')}`);
+  }
+  if (!cfg.vision || !cfg.decoder || !cfg.imageMean || !cfg.imageStd) {
+    throw new EdgeTuneError('BAD_CONFIG', 'config.json lacks vision, decoder, imageMean or imageStd; re-export the model package');
+  }
+  const tokenizer = Tokenizer.fromJSON(parseJson(await readFile(source, 'tokenizer.json'), 'tokenizer.json'));
+  const vlm = new VLM(rt, { vision: cfg.vision, decoder: cfg.decoder, imageMean: cfg.imageMean, imageStd: cfg.imageStd }, tokenizer);
+  loadDecoderWeights(vlm.decoder, parseOnnx(await readFile(source, DECODER_FILE), DECODER_FILE));
+  loadVisionWeights(vlm.vision, vlm.connector, parseOnnx(await readFile(source, VISION_FILE), VISION_FILE));
+  return vlm;
+}
