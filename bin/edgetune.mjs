@@ -3,7 +3,7 @@
 // matmul against a float64 CPU reference.
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createRuntime, ops, EdgeTuneError, VLM, decodePNG } from '../dist/edgetune.js';
+import { createRuntime, ops, EdgeTuneError, VLM, decodePNG, sampleSplit, evaluate } from '../dist/edgetune.js';
 
 const [cmd = 'selfcheck', ...rest] = process.argv.slice(2);
 
@@ -66,10 +66,7 @@ const EMBEDDED = fileURLToPath(new URL('../models/tiny-vlm', import.meta.url));
 async function ask(args) {
   const f = flags(args);
   if (!f.image || !f.question) throw new EdgeTuneError('INVALID_ARGUMENT', 'usage: edgetune ask --image <png> --question "<text>" [--model <dir>]');
-  const model = f.model ?? EMBEDDED;
-  if (!existsSync(`${model}/config.json`)) {
-    throw new EdgeTuneError('BAD_CONFIG', `${model} holds no model package (config.json, tokenizer.json, *.onnx)${f.model ? '' : ': the embedded model has not been pretrained and exported yet; pass --model <dir> of a package written by savePackage'}`);
-  }
+  const model = requireModel(f);
   let bytes;
   try {
     bytes = new Uint8Array(readFileSync(f.image));
@@ -82,7 +79,42 @@ async function ask(args) {
   return 0;
 }
 
-const commands = { selfcheck, ask };
+function requireModel(f) {
+  const model = f.model ?? EMBEDDED;
+  if (!existsSync(`${model}/config.json`)) {
+    throw new EdgeTuneError('BAD_CONFIG', `${model} holds no model package (config.json, tokenizer.json, *.onnx)${f.model ? '' : ': the embedded model has not been pretrained and exported yet; pass --model <dir> of a package written by savePackage'}`);
+  }
+  return model;
+}
+
+/** edgetune eval --world general|inspection [--n 1000] [--json] [--model <dir>]: test-split metrics. */
+async function evalCmd(args) {
+  const json = args.includes('--json');
+  const f = flags(args.filter((a) => a !== '--json'));
+  const world = f.world ?? 'general';
+  if (world !== 'general' && world !== 'inspection') throw new EdgeTuneError('INVALID_ARGUMENT', `--world must be general or inspection, got ${world}`);
+  const n = Number(f.n ?? 1000);
+  if (!Number.isInteger(n) || n < 1) throw new EdgeTuneError('INVALID_ARGUMENT', `--n must be a positive integer, got ${f.n}`);
+  const vlm = await VLM.load(requireModel(f));
+  const samples = [], preds = [];
+  for (let i = 0; i < n; i++) {
+    const s = sampleSplit(world, 'test', i);
+    const r = await vlm.ask(s.image, s.question);
+    const w = s.image.width, h = s.image.height;
+    samples.push(s);
+    preds.push({ text: r.text, boxes: r.boxes.map((b) => ({ label: b.label, x0: b.x0 / w, y0: b.y0 / h, x1: b.x1 / w, y1: b.y1 / h })) });
+    if (!json && (i + 1) % 100 === 0) console.error(`${i + 1}/${n}`);
+  }
+  const rep = evaluate(samples, preds);
+  if (json) console.log(JSON.stringify({ exactMatch: rep.exactMatch, iouAt50: rep.iouAt50, meanIoU: rep.meanIoU, captionF1: rep.captionF1, byType: rep.byType }));
+  else {
+    console.log(`${world} world, ${n} test samples: exact match ${(100 * rep.exactMatch).toFixed(1)}%, IoU≥0.5 ${(100 * rep.iouAt50).toFixed(1)}%, mean IoU ${rep.meanIoU.toFixed(3)}, caption F1 ${rep.captionF1.toFixed(3)}`);
+    for (const [t, v] of Object.entries(rep.byType)) console.log(`  ${t.padEnd(10)} ${v.n} samples, ${(100 * v.score).toFixed(1)}%`);
+  }
+  return 0;
+}
+
+const commands = { selfcheck, ask, eval: evalCmd };
 try {
   if (!(cmd in commands)) {
     console.error(`unknown command '${cmd}'. Commands: ${Object.keys(commands).join(', ')}`);

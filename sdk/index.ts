@@ -48,3 +48,4 @@ export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
 export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
 export { parseOnnx, checkOps, loadDecoderWeights, loadVisionWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';
 export { savePackage, loadPackage, FAMILY, FAMILIES, type PackageConfig } from './model/package.js';
+export { evaluate, iou, tokenF1, normaliseAnswer, type EvalReport, type Prediction } from './model/eval.js';
