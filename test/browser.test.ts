@@ -56,4 +56,22 @@ describe('in Chromium', () => {
     });
     expect(msg).toMatch(/^SHADER_COMPILE: .*oops\.wgsl:3:/s);
   });
+
+  test('in a dedicated worker too (navigator.gpu of WorkerGlobalScope)', async () => {
+    const r = await fx.page.evaluate(async () => {
+      const src = `
+        import { createRuntime, ops } from '${location.origin}/edgetune.js';
+        const rt = await createRuntime();
+        const a = new Float32Array([1, 2, 3, 4, 5, 6]), b = new Float32Array([7, 8, 9, 10, 11, 12]);
+        const c = await ops.matmul(rt, a, b, { m: 2, k: 3, n: 2 });
+        postMessage({ c: Array.from(c), vendor: rt.adapter.vendor, arch: rt.adapter.architecture });`;
+      const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+      const w = new Worker(url, { type: 'module' });
+      return new Promise<{ c: number[]; vendor: string; arch: string } | string>((resolve) => {
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => resolve(`worker error: ${e.message}`);
+      });
+    });
+    expect(r).toEqual(expect.objectContaining({ c: [58, 64, 139, 154] }));
+  });
 });
