@@ -3,19 +3,9 @@
 // matmul against a float64 CPU reference.
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createRuntime, ops, EdgeTuneError, VLM, decodePNG, sampleSplit, evaluate } from '../dist/edgetune.js';
+import { createRuntime, ops, EdgeTuneError, VLM, decodePNG, sampleSplit, evaluate, mulberry32 } from '../dist/edgetune.js';
 
 const [cmd = 'selfcheck', ...rest] = process.argv.slice(2);
-
-function mulberry32(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 async function selfcheck() {
   const rt = await createRuntime();
@@ -26,7 +16,8 @@ async function selfcheck() {
   const shapes = [[1, 1, 1], [7, 13, 5], [33, 65, 17], [128, 96, 80]];
   for (const [m, k, n] of shapes) {
     for (const transB of [false, true]) {
-      const r = mulberry32(m * 31 + k * 7 + n);
+      const u = mulberry32(m * 31 + k * 7 + n);
+      const r = () => u() - 0.5;
       const x = Float32Array.from({ length: m * k }, r);
       const y = Float32Array.from({ length: k * n }, r);
       const t0 = performance.now();

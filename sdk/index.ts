@@ -32,7 +32,7 @@ export { SwigluMlp, GeluMlp, denseFactory, type LinearLike, type LinearSpec, typ
 export { Residual } from './nn/residual.js';
 export { PatchEmbed, type PatchEmbedOptions } from './nn/patch_embed.js';
 export { LmHead, type LmHeadOptions } from './nn/lm_head.js';
-export { normalInit } from './nn/init.js';
+export { normalInit, mulberry32 } from './nn/init.js';
 export { LlamaDecoder, DecoderLayer, type DecoderConfig, type AdapterConfig, type ProjName } from './nn/decoder.js';
 export { Trainer, type TrainBatch, type TrainerOptions, type StepReport } from './train/trainer.js';
 export { AdamW, type AdamWOptions, type StepStats } from './train/optimizer.js';

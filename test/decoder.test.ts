@@ -8,7 +8,6 @@ import type { Param } from '../sdk/nn/module.js';
 import { RopeTable } from '../sdk/nn/rope.js';
 import { generate } from '../sdk/model/generate.js';
 import { Trainer, type TrainBatch } from '../sdk/train/trainer.js';
-import { recordLoss } from '../sdk/kernels/loss.js';
 import { randn, relError, rng } from './helpers/reference.js';
 import { testRuntime } from './helpers/runtime.js';
 
@@ -34,24 +33,6 @@ async function randomise(params: Param[], seed: number, scale = 0.35): Promise<v
     if (/norm|layernorm/.test(p.name) && !p.name.includes('adapter')) for (let j = 0; j < v.length; j++) v[j] = 1 + v[j]!;
     p.value.write(v);
   });
-}
-
-/** Mean CE of the batch, computed by the GPU forward only. */
-async function lossOf(model: LlamaDecoder, mb: TrainBatch): Promise<number> {
-  const rt = model.rt;
-  const T = mb.batch * mb.seq;
-  const positions = Tensor.from(rt, RopeTable.sequential(mb.batch, mb.seq), [T]);
-  const targets = Tensor.from(rt, mb.targets, [T]);
-  const grad = Tensor.empty(rt, [T, model.cfg.vocab]);
-  const out = Tensor.zeros(rt, [4]);
-  const batch = rt.batch('loss');
-  const e = await model.embedTokens(batch, mb.ids);
-  const logits = await model.forward(batch, e, { batch: mb.batch, seq: mb.seq, positions, prefix: mb.prefix });
-  await recordLoss(rt, batch, { logits: logits.buffer, rows: T, vocab: model.cfg.vocab, targets: targets.buffer, beta: 1, grad: grad.buffer, out: out.buffer });
-  await batch.submit();
-  const o = await out.read();
-  for (const t of [positions, targets, grad, out]) t.release();
-  return o[1]!;
 }
 
 /** Analytic gradients of one micro-batch (without an optimizer step). */
@@ -84,10 +65,10 @@ async function checkFiniteDifferences(trainer: Trainer, mb: TrainBatch, perParam
       const orig = value[i]!;
       value[i] = orig + eps;
       p.value.write(value);
-      const lp = await lossOf(trainer.model, mb);
+      const lp = (await trainer.evaluate(mb)).ce;
       value[i] = orig - eps;
       p.value.write(value);
-      const lm = await lossOf(trainer.model, mb);
+      const lm = (await trainer.evaluate(mb)).ce;
       value[i] = orig;
       p.value.write(value);
       const fd = (lp - lm) / (2 * eps);

@@ -29,7 +29,7 @@ export class BufferPool {
     this.device = device;
   }
 
-  /** A storage buffer of at least `bytes` (contents undefined unless `zero`). */
+  /** A storage buffer of at least `bytes` (contents undefined unless `zero`; new buffers start zeroed). */
   acquire(bytes: number, label?: string, zero = false): GPUBuffer {
     const size = sizeClass(bytes);
     const list = this.free.get(size);

@@ -26,14 +26,7 @@ export class Tensor {
   /** A new uninitialised tensor (zeroed when `zero`). */
   static empty(rt: Runtime, shape: readonly number[], opts: { dtype?: DType; zero?: boolean; label?: string } = {}): Tensor {
     const n = shape.reduce((a, b) => a * b, 1);
-    const buf = rt.pool.acquire(n * 4, opts.label, false);
-    const t = new Tensor(rt, buf, shape, opts.dtype ?? 'f32');
-    if (opts.zero) {
-      const enc = rt.device.createCommandEncoder();
-      enc.clearBuffer(buf);
-      rt.device.queue.submit([enc.finish()]);
-    }
-    return t;
+    return new Tensor(rt, rt.pool.acquire(n * 4, opts.label, opts.zero), shape, opts.dtype ?? 'f32');
   }
 
   static zeros(rt: Runtime, shape: readonly number[], dtype: DType = 'f32'): Tensor {

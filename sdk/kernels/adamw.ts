@@ -2,6 +2,7 @@
 import shader from '../../shaders/adamw.wgsl';
 import { Params, type Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
+import { grid2d } from './grid.js';
 
 export const SUMSQ_CHUNK = 4096;
 const WG = 64;
@@ -47,9 +48,5 @@ export async function recordAdamW(
   const bc1 = 1 - Math.pow(s.beta1, s.t);
   const bc2 = 1 - Math.pow(s.beta2, s.t);
   const params = new Params().u32(b.n).u32(0).f32(s.lr).f32(s.beta1).f32(s.beta2).f32(s.eps).f32(s.weightDecay).f32(bc1).f32(bc2);
-  const groups = Math.ceil(b.n / WG);
-  const max = rt.limits.maxComputeWorkgroupsPerDimension;
-  const gx = Math.min(groups, max);
-  const gy = Math.ceil(groups / gx);
-  batch.dispatch(pipe, params, [b.p, b.g, b.m, b.v, b.stats], [gx, gy]);
+  batch.dispatch(pipe, params, [b.p, b.g, b.m, b.v, b.stats], grid2d(rt, Math.ceil(b.n / WG)));
 }

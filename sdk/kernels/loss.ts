@@ -4,6 +4,7 @@
 import shader from '../../shaders/loss.wgsl';
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
+import { grid2d } from './grid.js';
 import { Params, type Batch, type Binding } from '../gpu/launch.js';
 
 /** A target row to skip (no loss, zero gradient, not counted in the mean). */
@@ -57,11 +58,6 @@ export function lossSchedule(rt: Runtime, s: LossSchedule | undefined): 'wide' |
   return rt.adapter.software ? 'direct' : 'wide';
 }
 
-const MAX_GROUPS = 65535;
-
-function fold(n: number): [number, number] {
-  return n <= MAX_GROUPS ? [n, 1] : [MAX_GROUPS, Math.ceil(n / MAX_GROUPS)];
-}
 
 function expectSize(name: string, buf: GPUBuffer, bytes: number): void {
   if (buf.size < bytes) {
@@ -143,12 +139,12 @@ export async function recordLoss(rt: Runtime, batch: Batch, args: LossArgs): Pro
   const u = undefined;
   // Binding i+1 ← buffers[i]: logits, targets, softVal, softIdx, stats, rowLoss, out, grad, grad4.
   const b = (...xs: Binding[]) => xs;
-  batch.dispatch(rowsP, params, b(args.logits, args.targets, softVal, softIdx, stats, rowLoss), fold(direct ? Math.ceil(rows / 16) : rows));
+  batch.dispatch(rowsP, params, b(args.logits, args.targets, softVal, softIdx, stats, rowLoss), grid2d(rt, direct ? Math.ceil(rows / 16) : rows));
   batch.dispatch(reduceP, params, b(u, u, u, u, stats, rowLoss, args.out), [1]);
   const gradBufs = vec4
     ? b(args.logits, args.targets, softVal, u, stats, u, args.out, u, args.grad)
     : b(args.logits, args.targets, softVal, u, stats, u, args.out, args.grad);
-  const [gy, gz] = fold(rows);
+  const [gy, gz] = grid2d(rt, rows);
   batch.dispatch(gradP, params, gradBufs, [Math.ceil(V / perGroup), gy, gz]);
-  if (scatterP) batch.dispatch(scatterP, params, b(u, args.targets, softVal, softIdx, stats, u, args.out, args.grad), fold(Math.ceil((nSoft * W) / 64)));
+  if (scatterP) batch.dispatch(scatterP, params, b(u, args.targets, softVal, softIdx, stats, u, args.out, args.grad), grid2d(rt, Math.ceil((nSoft * W) / 64)));
 }

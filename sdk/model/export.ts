@@ -164,7 +164,7 @@ export async function exportDecoder(decoder: LlamaDecoder): Promise<Uint8Array> 
     x = g.op('Add', [x, linear(g, act, n('mlp.down_proj.weight'))]);
   }
   const hn = rmsNorm(g, x, W('norm.weight'), eps);
-  const head = decoder.lmHead ? W('lm_head.weight') : g.op('Transpose', [W('embed_tokens.weight')], { perm: [1, 0] });
+  const head = decoder.lmHead.dense ? W('lm_head.weight') : g.op('Transpose', [W('embed_tokens.weight')], { perm: [1, 0] });
   g.op('MatMul', [hn, head], {}, 'logits');
 
   g.output('logits', FLOAT, ['batch', 'sequence', cfg.vocab]);

@@ -11,10 +11,10 @@ import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
 import { recordAdd, recordAddInto } from '../kernels/elementwise.js';
-import { recordMatmul } from '../kernels/matmul.js';
 import { Attention, KVCache, type AttentionMask } from './attention.js';
 import { Dense } from './dense.js';
 import { Embedding } from './embedding.js';
+import { LmHead } from './lm_head.js';
 import { joinName } from './init.js';
 import { Linear, type AdapterKind } from './linear.js';
 import { SwigluMlp, type LinearLike, type LinearSpec } from './mlp.js';
@@ -159,23 +159,29 @@ export class DecoderLayer implements Layer {
 
   /** x (T, d) → y (T, d). */
   async forward(batch: Batch, x: Tensor, shape: { batch: number; seq: number; positions: Tensor } & AttentionMask): Promise<Tensor> {
-    const T = shape.batch * shape.seq;
+    const y = await this.block(batch, x, shape.batch * shape.seq, shape.positions, '', (q, k, v) => this.attn.forward(batch, q, k, v, shape));
+    this.saved = { x, rows: shape.batch * shape.seq };
+    return y;
+  }
+
+  /**
+   * The block's forward for T rows; `attend` is full-sequence attention (training) or cached
+   * attention (generation), and `slot` keeps the two paths' residual buffers apart.
+   */
+  private async block(batch: Batch, x: Tensor, T: number, positions: Tensor, slot: string, attend: (q: Tensor, k: Tensor, v: Tensor) => Promise<Tensor>): Promise<Tensor> {
     const d = this.cfg.dModel;
     const h = await this.inputNorm.forward(batch, x);
     let q = await this.proj.q_proj.forward(batch, h, T);
     let k = await this.proj.k_proj.forward(batch, h, T);
     const v = await this.proj.v_proj.forward(batch, h, T);
-    q = await this.ropeQ.forward(batch, q, shape.positions);
-    k = await this.ropeK.forward(batch, k, shape.positions);
-    const a = await this.attn.forward(batch, q, k, v, shape);
-    const o = await this.proj.o_proj.forward(batch, a, T);
-    const x2 = this.acts.get('x2', [T, d]);
+    q = await this.ropeQ.forward(batch, q, positions);
+    k = await this.ropeK.forward(batch, k, positions);
+    const o = await this.proj.o_proj.forward(batch, await attend(q, k, v), T);
+    const x2 = this.acts.get(`${slot}x2`, [T, d]);
     await recordAdd(this.rt, batch, x.buffer, o.buffer, x2.buffer, T * d);
-    const h2 = await this.postNorm.forward(batch, x2);
-    const m = await this.mlp.forward(batch, h2, T);
-    const y = this.acts.get('y', [T, d]);
+    const m = await this.mlp.forward(batch, await this.postNorm.forward(batch, x2), T);
+    const y = this.acts.get(`${slot}y`, [T, d]);
     await recordAdd(this.rt, batch, x2.buffer, m.buffer, y.buffer, T * d);
-    this.saved = { x, rows: T };
     return y;
   }
 
@@ -206,24 +212,8 @@ export class DecoderLayer implements Layer {
   }
 
   /** Generation: the n new rows per entry against the cache; returns y (B·n, d). */
-  async forwardCached(batch: Batch, x: Tensor, cache: KVCache, o: { batch: number; n: number; positions: Tensor; prefix?: number }): Promise<Tensor> {
-    const T = o.batch * o.n;
-    const d = this.cfg.dModel;
-    const h = await this.inputNorm.forward(batch, x);
-    let q = await this.proj.q_proj.forward(batch, h, T);
-    let k = await this.proj.k_proj.forward(batch, h, T);
-    const v = await this.proj.v_proj.forward(batch, h, T);
-    q = await this.ropeQ.forward(batch, q, o.positions);
-    k = await this.ropeK.forward(batch, k, o.positions);
-    const a = await this.attn.forwardCached(batch, q, k, v, cache, this.index, { n: o.n, prefix: o.prefix });
-    const out = await this.proj.o_proj.forward(batch, a, T);
-    const x2 = this.acts.get('gen.x2', [T, d]);
-    await recordAdd(this.rt, batch, x.buffer, out.buffer, x2.buffer, T * d);
-    const h2 = await this.postNorm.forward(batch, x2);
-    const m = await this.mlp.forward(batch, h2, T);
-    const y = this.acts.get('gen.y', [T, d]);
-    await recordAdd(this.rt, batch, x2.buffer, m.buffer, y.buffer, T * d);
-    return y;
+  forwardCached(batch: Batch, x: Tensor, cache: KVCache, o: { batch: number; n: number; positions: Tensor; prefix?: number }): Promise<Tensor> {
+    return this.block(batch, x, o.batch * o.n, o.positions, 'gen.', (q, k, v) => this.attn.forwardCached(batch, q, k, v, cache, this.index, { n: o.n, prefix: o.prefix }));
   }
 }
 
@@ -234,11 +224,10 @@ export class LlamaDecoder implements Layer {
   readonly embed: Embedding;
   readonly layers: DecoderLayer[];
   readonly norm: RMSNorm;
-  /** Untied LM head (d, vocab); null when tied to the embedding table. */
-  readonly lmHead: Dense | null;
+  /** LM head: tied to the embedding table (default), or its own (d, vocab) weight. */
+  readonly lmHead: LmHead;
   readonly rope: RopeTable;
-  private readonly acts: Activations;
-  private saved: { h: Tensor; rows: number } | null = null;
+  private forwarded = false;
   adapter: AdapterConfig | null = null;
 
   constructor(rt: Runtime, cfg: DecoderConfig, seed = 0) {
@@ -252,8 +241,9 @@ export class LlamaDecoder implements Layer {
     this.rope = new RopeTable(rt, { headDim: cfg.dModel / cfg.heads, maxPositions: cfg.maxPositions, base: cfg.ropeTheta });
     this.layers = Array.from({ length: cfg.layers }, (_, i) => new DecoderLayer(rt, cfg, i, this.rope, seed * 1009 + i + 11));
     this.norm = new RMSNorm(rt, { d: cfg.dModel, eps: cfg.normEps ?? 1e-6 });
-    this.lmHead = cfg.tiedEmbeddings === false ? new Dense(rt, { inFeatures: cfg.dModel, outFeatures: cfg.vocab, bias: false, seed: seed * 7 + 3 }) : null;
-    this.acts = new Activations(rt);
+    this.lmHead = new LmHead(rt, cfg.tiedEmbeddings === false
+      ? { d: cfg.dModel, vocab: cfg.vocab, seed: seed * 7 + 3 }
+      : { d: cfg.dModel, vocab: cfg.vocab, tied: this.embed.weight });
   }
 
   params(prefix = ''): Param[] {
@@ -262,7 +252,7 @@ export class LlamaDecoder implements Layer {
       ...this.embed.params(p('embed_tokens')),
       ...this.layers.flatMap((l, i) => l.params(p(`layers.${i}`))),
       ...this.norm.params(p('norm')),
-      ...(this.lmHead ? this.lmHead.params(p('lm_head')) : []),
+      ...this.lmHead.params(p('lm_head')),
     ];
   }
 
@@ -287,36 +277,17 @@ export class LlamaDecoder implements Layer {
 
   /** embeds (T, d) → logits (T, vocab). */
   async forward(batch: Batch, embeds: Tensor, shape: { batch: number; seq: number; positions: Tensor } & AttentionMask): Promise<Tensor> {
-    const T = shape.batch * shape.seq;
     let x = embeds;
     for (const l of this.layers) x = await l.forward(batch, x, shape);
-    const h = await this.norm.forward(batch, x);
-    const logits = await this.head(batch, h, T, 'logits');
-    this.saved = { h, rows: T };
-    return logits;
-  }
-
-  private async head(batch: Batch, h: Tensor, T: number, slot: string): Promise<Tensor> {
-    if (this.lmHead) return this.lmHead.forward(batch, h, T);
-    const logits = this.acts.get(slot, [T, this.cfg.vocab]);
-    await recordMatmul(this.rt, batch, { a: h.buffer, b: this.embed.weight.value.buffer, c: logits.buffer, m: T, n: this.cfg.vocab, k: this.cfg.dModel, transB: true });
+    const logits = await this.lmHead.forward(batch, await this.norm.forward(batch, x));
+    this.forwarded = true;
     return logits;
   }
 
   /** dlogits (T, vocab) → dembeds (T, d); the token-embedding gradient is NOT included (see backwardEmbeddings). */
   async backward(batch: Batch, dlogits: Tensor): Promise<Tensor> {
-    if (!this.saved) throw new EdgeTuneError('INVALID_ARGUMENT', 'LlamaDecoder.backward needs a forward first');
-    const { h, rows: T } = this.saved;
-    const d = this.cfg.dModel;
-    let dh: Tensor;
-    if (this.lmHead) dh = await this.lmHead.backward(batch, dlogits);
-    else {
-      dh = this.acts.get('dh', [T, d]);
-      await recordMatmul(this.rt, batch, { a: dlogits.buffer, b: this.embed.weight.value.buffer, c: dh.buffer, m: T, n: d, k: this.cfg.vocab });
-      const g = this.embed.weight.grad;
-      if (g) await recordMatmul(this.rt, batch, { a: dlogits.buffer, b: h.buffer, c: g.buffer, m: this.cfg.vocab, n: d, k: T, transA: true, accumulate: true });
-    }
-    let dx = await this.norm.backward(batch, dh);
+    if (!this.forwarded) throw new EdgeTuneError('INVALID_ARGUMENT', 'LlamaDecoder.backward needs a forward first');
+    let dx = await this.norm.backward(batch, await this.lmHead.backward(batch, dlogits));
     for (let i = this.layers.length - 1; i >= 0; i--) dx = await this.layers[i]!.backward(batch, dx);
     return dx;
   }
@@ -330,8 +301,7 @@ export class LlamaDecoder implements Layer {
   async forwardCached(batch: Batch, x: Tensor, cache: KVCache, o: { batch: number; n: number; positions: Tensor; prefix?: number }): Promise<Tensor> {
     let h = x;
     for (const l of this.layers) h = await l.forwardCached(batch, h, cache, o);
-    const hn = await this.norm.forward(batch, h);
-    return this.head(batch, hn, o.batch * o.n, 'gen.logits');
+    return this.lmHead.forward(batch, await this.norm.forward(batch, h));
   }
 
   newCache(batch: number, maxPositions = this.cfg.maxPositions): KVCache {

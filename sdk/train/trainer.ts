@@ -100,6 +100,13 @@ export class Trainer {
    * before the whole batch runs, so two micro-batches of one step must not share them.
    */
   async recordMicro(batch: Batch, mb: TrainBatch, out: Tensor, slot = 0): Promise<void> {
+    const dlogits = await this.recordForwardLoss(batch, mb, out, slot);
+    const dembeds = await this.model.backward(batch, dlogits);
+    await this.model.backwardEmbeddings(batch, dembeds);
+  }
+
+  /** Checks and uploads a micro-batch, records forward and loss; returns d(loss)/d(logits). */
+  private async recordForwardLoss(batch: Batch, mb: TrainBatch, out: Tensor, slot: number): Promise<Tensor> {
     const B = expectDim('batch', mb.batch);
     const S = expectDim('seq', mb.seq);
     const T = B * S;
@@ -109,7 +116,6 @@ export class Trainer {
     if (S > this.model.cfg.maxPositions) throw new EdgeTuneError('TOO_LARGE', `sequence of ${S} exceeds the model's ${this.model.cfg.maxPositions} positions`);
     const m = this.model;
     const V = m.cfg.vocab;
-    const rt = this.rt;
     const positions = this.buf(`positions.${slot}`, [T], 'i32');
     positions.write(RopeTable.sequential(B, S));
     const targets = this.buf(`targets.${slot}`, [T], 'i32');
@@ -132,16 +138,19 @@ export class Trainer {
         off += r.count;
       }
     }
-    const shape = { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths };
-    const logits = await m.forward(batch, embeds, shape);
+    const logits = await m.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
     const dlogits = this.buf('dlogits', [T, V]);
     const gem = this.opts.loss === 'gem';
-    await recordLoss(rt, batch, {
+    await recordLoss(this.rt, batch, {
       logits: logits.buffer, rows: T, vocab: V, targets: targets.buffer, soft: mb.soft,
       beta: gem ? (this.opts.beta ?? 0.7) : 1, h: gem ? this.opts.h : 'linear', grad: dlogits.buffer, out: out.buffer,
     });
-    const dembeds = await m.backward(batch, dlogits);
-    await m.backwardEmbeddings(batch, dembeds);
+    return dlogits;
+  }
+
+  /** The reported loss from a loss kernel's [GEM mean, CE mean, …]: GEM for 'gem', else CE. */
+  private lossValue(o: Float32Array): number {
+    return this.opts.loss === 'gem' ? o[0]! : o[1]!;
   }
 
   /** One optimizer step over `micro` micro-batches (their gradients are averaged). */
@@ -164,7 +173,7 @@ export class Trainer {
     let loss = 0, ce = 0;
     for (let i = 0; i < list.length; i++) {
       const o = await this.lossOut[i]!.read();
-      loss += (this.opts.loss === 'gem' ? o[0]! : o[1]!) / list.length;
+      loss += this.lossValue(o) / list.length;
       ce += o[1]! / list.length;
     }
     return {
@@ -177,22 +186,10 @@ export class Trainer {
   async evaluate(mb: TrainBatch): Promise<{ loss: number; ce: number }> {
     const out = this.buf('eval.out', [4]);
     const batch = this.rt.batch('eval');
-    const m = this.model;
-    const B = mb.batch, S = mb.seq, T = B * S;
-    const positions = this.buf('positions', [T], 'i32');
-    positions.write(RopeTable.sequential(B, S));
-    const targets = this.buf('targets', [T], 'i32');
-    targets.write(mb.targets);
-    const embeds = await m.embedTokens(batch, mb.ids);
-    const logits = await m.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
-    const gem = this.opts.loss === 'gem';
-    await recordLoss(this.rt, batch, {
-      logits: logits.buffer, rows: T, vocab: m.cfg.vocab, targets: targets.buffer, soft: mb.soft,
-      beta: gem ? (this.opts.beta ?? 0.7) : 1, h: gem ? this.opts.h : 'linear', grad: this.buf('dlogits', [T, m.cfg.vocab]).buffer, out: out.buffer,
-    });
+    await this.recordForwardLoss(batch, mb, out, 0);
     await batch.submit();
     const o = await out.read();
-    return { loss: this.opts.loss === 'gem' ? o[0]! : o[1]!, ce: o[1]! };
+    return { loss: this.lossValue(o), ce: o[1]! };
   }
 
   destroy(): void {

@@ -1,16 +1,8 @@
 // Float64 CPU references and seeded data for kernel tests.
 
-/** Mulberry32: a small seeded PRNG so every test reproduces. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32 (the SDK's seeded PRNG), so every test reproduces. */
+import { mulberry32 as rng } from '../../sdk/nn/init.js';
+export { rng };
 
 /** n uniform values in [lo, hi). */
 export function randn(n: number, seed: number, lo = -1, hi = 1): Float32Array {
