@@ -67,7 +67,7 @@ beforeAll(async () => {
   decoder = new LlamaDecoder(rt, DCFG, 1);
   randomise(decoder.params(), 1000);
   vit = new VisionEncoder(rt, VCFG, 2);
-  conn = new Connector(rt, { visionD: VCFG.d, d: DCFG.dModel, seed: 3 });
+  conn = new Connector(rt, { visionD: VCFG.d, d: DCFG.dModel, seed: 3, merge: 2, grid: VCFG.imageSize / VCFG.patch });
   randomise([...vit.params(), ...conn.params()], 2000);
   dir = mkdtempSync(join(tmpdir(), 'edgetune-onnx-'));
   files = await exportOnnxPackage(dir, { decoder, vision: vit, connector: conn });
@@ -207,19 +207,19 @@ describe('decoder_model_merged.onnx against the engine', () => {
 });
 
 describe('vision_encoder.onnx against the engine', () => {
-  test('image features and every hidden state', async () => {
-    const B = 2, N = vit.patches;
+  test('image features (patches merged 2×2) and every hidden state', async () => {
+    const B = 2, N = vit.patches, R = conn.rowsPer(N);
     const px = randn(B * 3 * VCFG.imageSize * VCFG.imageSize, 11, -1, 1);
     const pixels = Tensor.from(rt, px, [B, 3, VCFG.imageSize, VCFG.imageSize]);
     const batch = rt.batch('vit');
     const f = await vit.forward(batch, pixels);
     const y = await conn.forward(batch, f, B * N);
     await batch.submit();
-    const feats = await rt.readF32(y.buffer, B * N * DCFG.dModel);
+    const feats = await rt.readF32(y.buffer, B * R * DCFG.dModel);
     const hidden = await Promise.all(vit.hiddenStates.map((h) => rt.readF32(h.buffer, B * N * VCFG.d)));
     pixels.release();
     const out = await sessions.vision.run({ pixel_values: f32(px, [B, 3, VCFG.imageSize, VCFG.imageSize]) });
-    expect(out.image_features!.dims).toEqual([B, N, DCFG.dModel]);
+    expect(out.image_features!.dims).toEqual([B, R, DCFG.dModel]);
     figures.imageFeatures = maxDiff(out.image_features!.data as Float32Array, feats);
     expect(figures.imageFeatures).toBeLessThanOrEqual(TOL);
     expect(hidden.length).toBe(VCFG.layers + 1);
@@ -237,7 +237,7 @@ describe('reading ONNX', () => {
   test('the ViT and connector load back from vision_encoder.onnx: identical features', async () => {
     const bytes = readFileSync(files.vision!);
     const v2 = new VisionEncoder(rt, VCFG, 12);
-    const c2 = new Connector(rt, { visionD: VCFG.d, d: DCFG.dModel, seed: 13 });
+    const c2 = new Connector(rt, { visionD: VCFG.d, d: DCFG.dModel, seed: 13, merge: 2, grid: VCFG.imageSize / VCFG.patch });
     loadVisionWeights(v2, c2, bytes);
     const px = randn(3 * VCFG.imageSize * VCFG.imageSize, 14);
     const run = async (v: VisionEncoder, c: Connector) => {
@@ -245,7 +245,7 @@ describe('reading ONNX', () => {
       const batch = rt.batch('vit');
       const y = await c.forward(batch, await v.forward(batch, pixels), v.patches);
       await batch.submit();
-      const out = await rt.readF32(y.buffer, v.patches * DCFG.dModel);
+      const out = await rt.readF32(y.buffer, c.rowsPer(v.patches) * DCFG.dModel);
       pixels.release();
       return out;
     };

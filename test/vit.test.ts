@@ -2,7 +2,7 @@
 // L = Σ w ⊙ connector(vit(pixels)), full attention within each image, hidden states kept.
 import { describe, expect, test } from 'vitest';
 import { Tensor } from '../sdk/index.js';
-import { Connector, VisionEncoder, type VisionConfig } from '../sdk/nn/vit.js';
+import { Connector, mergeOrder, VisionEncoder, type VisionConfig } from '../sdk/nn/vit.js';
 import type { Param } from '../sdk/nn/module.js';
 import { randn, rng } from './helpers/reference.js';
 import { testRuntime } from './helpers/runtime.js';
@@ -11,19 +11,20 @@ const CFG: VisionConfig = { imageSize: 8, patch: 4, d: 12, layers: 2, heads: 2, 
 const IMAGES = 2;
 const D = 10;
 
-async function setup(seed: number) {
+async function setup(seed: number, cfg: VisionConfig = CFG, merge = 1) {
   const rt = await testRuntime();
-  const vit = new VisionEncoder(rt, CFG, seed);
-  const conn = new Connector(rt, { visionD: CFG.d, d: D, seed });
+  const vit = new VisionEncoder(rt, cfg, seed);
+  const conn = new Connector(rt, { visionD: cfg.d, d: D, seed, merge, grid: cfg.imageSize / cfg.patch });
   const params: Param[] = [...vit.params('vision'), ...conn.params('connector')];
   params.forEach((p, i) => {
     const v = randn(p.value.size, seed * 100 + i, -0.4, 0.4);
     if (/norm/.test(p.name) && p.name.endsWith('weight')) for (let j = 0; j < v.length; j++) v[j] = 1 + v[j]!;
     p.value.write(v);
   });
-  const pixels = Tensor.from(rt, randn(IMAGES * 3 * 64, seed + 7), [IMAGES, 3, 8, 8]);
+  const n = cfg.imageSize;
+  const pixels = Tensor.from(rt, randn(IMAGES * 3 * n * n, seed + 7), [IMAGES, 3, n, n]);
   const rows = IMAGES * vit.patches;
-  const w = randn(rows * D, seed + 8);
+  const w = randn(conn.rowsPer(rows) * D, seed + 8);
   return { rt, vit, conn, params, pixels, rows, w };
 }
 
@@ -38,14 +39,29 @@ async function loss(s: Awaited<ReturnType<typeof setup>>): Promise<number> {
   return l;
 }
 
-describe('vision encoder and connector', () => {
+/** Pixel shuffle in float64 on the host: cell r's row is its m×m patches' features, dy-major. */
+function mergeReference(f: Float32Array, images: number, grid: number, m: number, dv: number): Float64Array {
+  const out = new Float64Array(f.length);
+  const gm = grid / m;
+  let o = 0;
+  for (let b = 0; b < images; b++) for (let i = 0; i < gm; i++) for (let j = 0; j < gm; j++) for (let dy = 0; dy < m; dy++) for (let dx = 0; dx < m; dx++) {
+    const src = (b * grid * grid + (i * m + dy) * grid + j * m + dx) * dv;
+    for (let c = 0; c < dv; c++) out[o++] = f[src + c]!;
+  }
+  return out;
+}
+
+describe.each([
+  ['one row per patch', CFG, 1],
+  ['2×2 patches merged per row', { ...CFG, imageSize: 16 }, 2],
+] as const)('vision encoder and connector (%s)', (_, cfg, merge) => {
   test('every parameter gradient matches finite differences', async () => {
-    const s = await setup(3);
+    const s = await setup(3, cfg, merge);
     for (const p of s.params) await p.grad!.write(new Float32Array(p.value.size));
     const batch = s.rt.batch('vit fwd+bwd');
     const f = await s.vit.forward(batch, s.pixels);
     await s.conn.forward(batch, f, s.rows);
-    const dy = Tensor.from(s.rt, s.w, [s.rows, D]);
+    const dy = Tensor.from(s.rt, s.w, [s.conn.rowsPer(s.rows), D]);
     const df = await s.conn.backward(batch, dy);
     await s.vit.backward(batch, df);
     await batch.submit();
@@ -75,25 +91,37 @@ describe('vision encoder and connector', () => {
   });
 
   test('images do not see each other (full attention within an image only)', async () => {
-    const s = await setup(4);
+    const s = await setup(4, cfg, merge);
     const batch = s.rt.batch('vit');
     const f1 = await s.vit.forward(batch, s.pixels);
     await batch.submit();
     const both = await f1.read();
     const px = await s.pixels.read();
-    px.fill(0.5, 3 * 64); // change the second image only
+    px.fill(0.5, 3 * cfg.imageSize ** 2); // change the second image only
     s.pixels.write(px);
     const b2 = s.rt.batch('vit');
     const f2 = await s.vit.forward(b2, s.pixels);
     await b2.submit();
     const after = await f2.read();
-    const first = s.vit.patches * CFG.d;
+    const first = s.vit.patches * cfg.d;
     expect(Array.from(after.subarray(0, first))).toEqual(Array.from(both.subarray(0, first)));
     expect(Array.from(after.subarray(first))).not.toEqual(Array.from(both.subarray(first)));
   });
 
+  test('mergeOrder gathers the pixel shuffle of the float64 reference', () => {
+    const grid = cfg.imageSize / cfg.patch, dv = 3, images = 2;
+    const f = randn(images * grid * grid * dv, 5);
+    const { order, inverse } = mergeOrder(grid, merge, images);
+    const ref = mergeReference(f, images, grid, merge, dv);
+    const got = new Float64Array(f.length);
+    order.forEach((src, r) => { for (let c = 0; c < dv; c++) got[r * dv + c] = f[src * dv + c]!; });
+    expect(Array.from(got)).toEqual(Array.from(ref));
+    order.forEach((src, r) => expect(inverse[src]).toBe(r));
+  });
+
   test('bad configs are refused', async () => {
     const rt = await testRuntime();
+    expect(() => new Connector(rt, { visionD: 4, d: 4, merge: 2, grid: 3 })).toThrow(/cannot be merged/);
     expect(() => new VisionEncoder(rt, { ...CFG, imageSize: 10 })).toThrow(/multiple of the patch/);
     expect(() => new VisionEncoder(rt, { ...CFG, heads: 5 })).toThrow(/multiple of heads/);
   });

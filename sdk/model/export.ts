@@ -216,10 +216,13 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
     x = g.op('Add', [x, m], {}, `hidden_states.${i + 1}`);
   });
   const f = layerNorm(g, x, V('post_layernorm.weight'), V('post_layernorm.bias'), eps);
-  const c1 = gelu(g, linear(g, f, Cn('linear_1.weight'), Cn('linear_1.bias')));
+  // Pixel shuffle: (B, g·g, dv) → (B, g/m, m, g/m, m, dv) → (B, g/m, g/m, m, m, dv) → (B, P/m², m²·dv).
+  const m = connector.merge, gs = connector.grid;
+  const merged = m === 1 ? f : g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [f, g.ints([0, gs / m, m, gs / m, m, dv])])], { perm: [0, 1, 3, 2, 4, 5] }), g.ints([0, N / (m * m), m * m * dv])]);
+  const c1 = gelu(g, linear(g, merged, Cn('linear_1.weight'), Cn('linear_1.bias')));
   g.op('Add', [g.op('MatMul', [c1, Cn('linear_2.weight')]), Cn('linear_2.bias')], {}, 'image_features');
 
-  g.output('image_features', FLOAT, ['batch', N, connector.fc2.outFeatures]);
+  g.output('image_features', FLOAT, ['batch', N / (m * m), connector.fc2.outFeatures]);
   for (let i = 0; i <= cfg.layers; i++) g.output(`hidden_states.${i}`, FLOAT, ['batch', N, dv]);
   return g.toBytes(`edgetune ViT + connector: ${JSON.stringify(cfg)}`);
 }

@@ -3,12 +3,14 @@
 //                  patch embedding + positions → N × [LN → q,k,v → full attention → o → residual
 //                  → LN → GELU MLP → residual] → LN. Every layer's output is kept
 //                  (`hiddenStates`) for the later visual-cue-enhancement module.
-//   Connector      features (B·P, dv) → (B·P, d): Dense → GELU → Dense (LLaVA-style projector)
+//   Connector      features (B·P, dv) → (B·P/m², d): m×m patches merged (pixel shuffle), then
+//                  Dense → GELU → Dense (LLaVA-style projector)
 // backward(dy) returns nothing for the pixels; it adds every trainable parameter's gradient.
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
-import type { Tensor } from '../gpu/tensor.js';
+import { Tensor } from '../gpu/tensor.js';
+import { recordEmbeddingForward } from '../kernels/embedding.js';
 import { recordAdd } from '../kernels/elementwise.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
 import { Attention } from './attention.js';
@@ -164,37 +166,100 @@ export class VisionEncoder implements Layer {
   }
 }
 
-/** features (T, dv) → (T, d): y = fc2(gelu(fc1(x))), fc1: dv → d, fc2: d → d. */
+/**
+ * Block order of a g×g patch grid merged m×m (m divides g): entry r·m² + s of the result is
+ * patch (i·m + dy)·g + (j·m + dx), where r = i·(g/m) + j is the merged cell and s = dy·m + dx.
+ * Its inverse takes the merged rows back to raster order.
+ */
+export function mergeOrder(grid: number, m: number, images = 1): { order: Int32Array; inverse: Int32Array } {
+  const P = grid * grid, gm = grid / m;
+  const order = new Int32Array(images * P);
+  const inverse = new Int32Array(images * P);
+  for (let b = 0; b < images; b++) {
+    for (let i = 0; i < gm; i++) for (let j = 0; j < gm; j++) for (let dy = 0; dy < m; dy++) for (let dx = 0; dx < m; dx++) {
+      const at = b * P + (i * gm + j) * m * m + dy * m + dx;
+      const src = b * P + (i * m + dy) * grid + (j * m + dx);
+      order[at] = src;
+      inverse[src] = at;
+    }
+  }
+  return { order, inverse };
+}
+
+/**
+ * features (B·P, dv) → (B·P/m², d): the m×m neighbouring patches of each cell are concatenated
+ * (pixel shuffle, in mergeOrder's order; m = 1 keeps every patch), then
+ * y = fc2(gelu(fc1(x))), fc1: m²·dv → d, fc2: d → d (LLaVA-style projector).
+ */
 export class Connector implements Layer {
   readonly rt: Runtime;
   readonly fc1: Dense;
   readonly fc2: Dense;
+  /** Patches merged per side. */
+  readonly merge: number;
+  /** Patches per side of the vision grid. */
+  readonly grid: number;
+  readonly visionD: number;
   private readonly acts: Activations;
   private saved: { z: Tensor; rows: number } | null = null;
-  constructor(rt: Runtime, o: { visionD: number; d: number; seed?: number }) {
+  private orders = new Map<number, { order: Tensor; inverse: Tensor }>();
+  constructor(rt: Runtime, o: { visionD: number; d: number; seed?: number; merge?: number; grid?: number }) {
     this.rt = rt;
-    this.fc1 = new Dense(rt, { inFeatures: o.visionD, outFeatures: o.d, bias: true, seed: (o.seed ?? 0) * 13 + 1 });
+    this.merge = o.merge ?? 1;
+    this.grid = o.grid ?? this.merge;
+    this.visionD = o.visionD;
+    expectDim('merge', this.merge);
+    if (this.grid % this.merge !== 0) throw new EdgeTuneError('BAD_CONFIG', `a ${this.grid}×${this.grid} patch grid cannot be merged ${this.merge}×${this.merge}`);
+    this.fc1 = new Dense(rt, { inFeatures: this.merge ** 2 * o.visionD, outFeatures: o.d, bias: true, seed: (o.seed ?? 0) * 13 + 1 });
     this.fc2 = new Dense(rt, { inFeatures: o.d, outFeatures: o.d, bias: true, seed: (o.seed ?? 0) * 13 + 2 });
     this.acts = new Activations(rt);
+  }
+  /** Output rows per image (of P patches). */
+  rowsPer(patches: number): number {
+    return patches / this.merge ** 2;
   }
   /** LLaVA names: linear_1, linear_2. */
   params(prefix = ''): Param[] {
     return [...this.fc1.params(joinName(prefix, 'linear_1')), ...this.fc2.params(joinName(prefix, 'linear_2'))];
   }
-  async forward(batch: Batch, x: Tensor, rows: number): Promise<Tensor> {
-    const z = await this.fc1.forward(batch, x, rows);
-    const a = this.acts.get('act', [rows, this.fc1.outFeatures]);
-    await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: rows * this.fc1.outFeatures });
-    this.saved = { z, rows };
-    return this.fc2.forward(batch, a, rows);
+  private order(patchRows: number): { order: Tensor; inverse: Tensor } {
+    let o = this.orders.get(patchRows);
+    if (!o) {
+      const images = patchRows / this.grid ** 2;
+      if (!Number.isInteger(images)) throw new EdgeTuneError('SHAPE_MISMATCH', `${patchRows} feature rows are not whole images of ${this.grid ** 2} patches`);
+      const m = mergeOrder(this.grid, this.merge, images);
+      o = { order: Tensor.from(this.rt, m.order, [patchRows]), inverse: Tensor.from(this.rt, m.inverse, [patchRows]) };
+      this.orders.set(patchRows, o);
+    }
+    return o;
   }
-  /** dy (T, d) → dx (T, dv). */
+  /** x (B·P, dv) → (B·P/m², d); `rows` = B·P, the feature rows. */
+  async forward(batch: Batch, x: Tensor, rows: number): Promise<Tensor> {
+    let input = x;
+    const out = rows / this.merge ** 2;
+    if (this.merge > 1) {
+      input = this.acts.get('merged', [rows, this.visionD]);
+      await recordEmbeddingForward(this.rt, batch, { tokens: rows, vocab: rows, d: this.visionD, ids: this.order(rows).order.buffer, table: x.buffer, out: input.buffer });
+    }
+    const z = await this.fc1.forward(batch, input, out);
+    const a = this.acts.get('act', [out, this.fc1.outFeatures]);
+    await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: out * this.fc1.outFeatures });
+    this.saved = { z, rows: out };
+    return this.fc2.forward(batch, a, out);
+  }
+  /** dy (B·P/m², d) → dx (B·P, dv). */
   async backward(batch: Batch, dy: Tensor): Promise<Tensor> {
     if (!this.saved) throw new EdgeTuneError('INVALID_ARGUMENT', 'Connector.backward needs a forward first');
     const { z, rows } = this.saved;
     const da = await this.fc2.backward(batch, dy);
     const dz = this.acts.get('dz', [rows, this.fc1.outFeatures]);
     await recordGeluBackward(this.rt, batch, { z: z.buffer, dy: da.buffer, dz: dz.buffer, n: rows * this.fc1.outFeatures });
-    return this.fc1.backward(batch, dz);
+    const dm = await this.fc1.backward(batch, dz);
+    if (this.merge === 1) return dm;
+    // A permutation's gradient is the gather by its inverse.
+    const patchRows = rows * this.merge ** 2;
+    const dx = this.acts.get('dx', [patchRows, this.visionD]);
+    await recordEmbeddingForward(this.rt, batch, { tokens: patchRows, vocab: patchRows, d: this.visionD, ids: this.order(patchRows).inverse.buffer, table: dm.buffer, out: dx.buffer });
+    return dx;
   }
 }
