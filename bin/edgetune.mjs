@@ -1,9 +1,15 @@
 #!/usr/bin/env node
 // edgetune command line. `edgetune selfcheck` prints the WebGPU adapter and checks a
 // matmul against a float64 CPU reference.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createRuntime, ops, EdgeTuneError, VLM, decodePNG, sampleSplit, evaluate, mulberry32 } from '../dist/edgetune.js';
+
+const BUNDLE = new URL('../dist/edgetune.js', import.meta.url);
+if (!existsSync(fileURLToPath(BUNDLE))) {
+  console.error('edgetune: the SDK is not built (dist/edgetune.js is missing): run `npm install` (it builds) or `npm run build` in the edgetune directory');
+  process.exit(1);
+}
+const { createRuntime, ops, EdgeTuneError, VLM, readImage, sampleSplit, evaluate, mulberry32 } = await import(BUNDLE.href);
 
 const [cmd = 'selfcheck', ...rest] = process.argv.slice(2);
 
@@ -53,19 +59,14 @@ function flags(args) {
 
 const EMBEDDED = fileURLToPath(new URL('../models/tiny-vlm', import.meta.url));
 
-/** edgetune ask --image <png> --question "<text>" [--model <package dir>] [--max-new-tokens N] */
+/** edgetune ask --image <png|jpeg> --question "<text>" [--model <package dir>] [--max-new-tokens N] */
 async function ask(args) {
   const f = flags(args);
-  if (!f.image || !f.question) throw new EdgeTuneError('INVALID_ARGUMENT', 'usage: edgetune ask --image <png> --question "<text>" [--model <dir>]');
+  if (!f.image || !f.question) throw new EdgeTuneError('INVALID_ARGUMENT', 'usage: edgetune ask --image <png|jpeg> --question "<text>" [--model <dir>]');
   const model = requireModel(f);
-  let bytes;
-  try {
-    bytes = new Uint8Array(readFileSync(f.image));
-  } catch (e) {
-    throw new EdgeTuneError('INVALID_ARGUMENT', `cannot read the image ${f.image}: ${e.message}`);
-  }
+  const image = await readImage(f.image);
   const vlm = await VLM.load(model);
-  const r = await vlm.ask(decodePNG(bytes), f.question, { maxNewTokens: f['max-new-tokens'] ? Number(f['max-new-tokens']) : undefined });
+  const r = await vlm.ask(image, f.question, { maxNewTokens: f['max-new-tokens'] ? Number(f['max-new-tokens']) : undefined });
   console.log(JSON.stringify({ text: r.text, boxes: r.boxes, tokens: r.tokens, logprob: r.logprob }));
   return 0;
 }

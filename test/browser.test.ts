@@ -1,11 +1,19 @@
 // The SDK bundle in headless Chromium: createRuntime on navigator.gpu (software WebGPU through
-// SwiftShader) and a matmul checked against a float64 reference computed in the page.
+// SwiftShader) and a matmul checked against a float64 reference computed in the page; the
+// embedded model loaded from a URL with onnxruntime-web in the page, asked about one image
+// given as ImageData, canvas, ImageBitmap, <img> and Blob.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { openSdkPage, type BrowserFixture } from './helpers/browser.js';
+import path from 'node:path';
+import { openSdkPage, SDK_PAGE, type BrowserFixture } from './helpers/browser.js';
+import { encodePNG } from '../sdk/data/png.js';
+import { sampleSplit } from '../sdk/data/worlds.js';
+import { VLM } from '../sdk/model/vlm.js';
+import { testRuntime } from './helpers/runtime.js';
 
+const MODEL = 'models/tiny-vlm';
 let fx: BrowserFixture;
 beforeAll(async () => {
-  fx = await openSdkPage();
+  fx = await openSdkPage(SDK_PAGE, { '/model/': path.resolve(MODEL) });
 }, 120_000);
 afterAll(async () => {
   await fx?.close();
@@ -73,5 +81,42 @@ describe('in Chromium', () => {
       });
     });
     expect(r).toEqual(expect.objectContaining({ c: [58, 64, 139, 154] }));
+  });
+
+  test('VLM.load(URL) with onnxruntime-web in the page: every image form gives the answer Node gives', async () => {
+    const s = sampleSplit('general', 'test', 1);
+    const png = encodePNG(s.image);
+    const node = await (await VLM.load(MODEL, { runtime: await testRuntime() })).ask(s.image, s.question);
+    const r = await fx.page.evaluate(async ({ w, h, pixels, png, q }) => {
+      const sdk = (window as unknown as { sdk: typeof import('../sdk/index.js') }).sdk;
+      const vlm = await sdk.VLM.load('/model/');
+      const data = new ImageData(new Uint8ClampedArray(pixels), w, h);
+      const canvas = document.createElement('canvas');
+      canvas.width = w;
+      canvas.height = h;
+      canvas.getContext('2d')!.putImageData(data, 0, 0);
+      const blob = new Blob([new Uint8Array(png)], { type: 'image/png' });
+      const img = new Image();
+      img.src = URL.createObjectURL(blob);
+      const forms: Record<string, unknown> = { imageData: data, canvas, bitmap: await createImageBitmap(data), img, blob };
+      const out: Record<string, { tokens: number[]; text: string; boxes: unknown[] }> = {};
+      for (const [k, v] of Object.entries(forms)) {
+        const a = await vlm.ask(v as ImageData, q);
+        out[k] = { tokens: a.tokens, text: a.text, boxes: a.boxes };
+      }
+      let code = '';
+      try {
+        await vlm.ask({ width: 0, height: 0, data: new Uint8ClampedArray(0) }, q);
+      } catch (e) {
+        code = (e as { code: string }).code;
+      }
+      return { out, onnx: !!vlm.onnxVision, code };
+    }, { w: s.image.width, h: s.image.height, pixels: Array.from(s.image.data), png: Array.from(png), q: s.question });
+    expect(r.onnx).toBe(true);
+    for (const [k, a] of Object.entries(r.out)) {
+      expect(a.tokens, k).toEqual(node.tokens);
+      expect(a.text, k).toBe(node.text);
+    }
+    expect(r.code).toBe('INVALID_ARGUMENT');
   });
 });

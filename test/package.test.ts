@@ -27,13 +27,20 @@ function image() {
 }
 
 describe('model package', () => {
-  test('VLM.load gives the same answers as the saved model', async () => {
+  test('VLM.load gives the same answers as the saved model, image features from onnxruntime-web', async () => {
     const { rt, vlm, dir } = await savedModel();
     const loaded = await VLM.load(dir, { runtime: rt });
+    expect(loaded.onnxVision).not.toBeNull();
+    const engine = await VLM.load(dir, { runtime: rt, vision: 'engine' });
+    expect(engine.onnxVision).toBeNull();
+    const c = await engine.ask(image(), 'what shape is this?', { maxNewTokens: 6 });
     const a = await vlm.ask(image(), 'what shape is this?', { maxNewTokens: 6 });
     const b = await loaded.ask(image(), 'what shape is this?', { maxNewTokens: 6 });
     expect(b.tokens).toEqual(a.tokens);
     expect(Math.abs(b.logprob - a.logprob)).toBeLessThan(1e-4);
+    expect(c.tokens).toEqual(a.tokens);
+    expect(c.logprob).toBe(a.logprob);
+    await expect(VLM.load(dir, { runtime: rt, vision: 'gpu' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     for (const [p, q] of loaded.params().map((p, i) => [p, vlm.params()[i]!] as const)) {
       expect(p.name).toBe(q.name);
       expect(Array.from(await p.value.read())).toEqual(Array.from(await q.value.read()));

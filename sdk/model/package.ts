@@ -3,7 +3,9 @@
 //   loadPackage(rt, source)     a directory (Node) or a URL (fetch): builds the model from
 //                               config.json and tokenizer.json and loads the decoder's weights
 //                               from decoder_model_merged.onnx's initializers, the vision
-//                               encoder's and connector's from vision_encoder.onnx.
+//                               encoder's and connector's from vision_encoder.onnx; ask()
+//                               takes its image features from vision_encoder.onnx run by
+//                               onnxruntime-web unless { vision: 'engine' }.
 // Errors: an unknown `family` → UNKNOWN_FAMILY; missing or unreadable files and configs that do
 // not match the ONNX → BAD_CONFIG; corrupt ONNX → BAD_ONNX.
 import { EdgeTuneError } from '../errors.js';
@@ -11,7 +13,8 @@ import type { Runtime } from '../gpu/runtime.js';
 import { DECODER_FILE, exportOnnxPackage, VISION_FILE } from './export.js';
 import { loadDecoderWeights, loadVisionWeights, parseOnnx } from './onnx_read.js';
 import { Tokenizer } from './tokenizer.js';
-import { VLM, type VlmConfig } from './vlm.js';
+import { VLM, type LoadOptions, type VlmConfig } from './vlm.js';
+import { OnnxVision } from './onnx_vision.js';
 
 export const FAMILY = 'edgetune-tiny-vlm';
 export const FAMILIES: readonly string[] = [FAMILY];
@@ -68,7 +71,7 @@ export async function savePackage(vlm: VLM, dir: string): Promise<void> {
 }
 
 /** Builds the VLM of a model package (directory or URL) with the weights of its ONNX files. */
-export async function loadPackage(rt: Runtime, source: string): Promise<VLM> {
+export async function loadPackage(rt: Runtime, source: string, options: Pick<LoadOptions, 'vision' | 'executionProviders'> = {}): Promise<VLM> {
   if (typeof source !== 'string' || source.length === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'VLM.load needs a directory or a URL');
   const cfg = parseJson(await readFile(source, 'config.json'), 'config.json') as Partial<PackageConfig>;
   if (!cfg || typeof cfg !== 'object') throw new EdgeTuneError('BAD_CONFIG', 'config.json must hold an object');
@@ -79,8 +82,12 @@ export async function loadPackage(rt: Runtime, source: string): Promise<VLM> {
     throw new EdgeTuneError('BAD_CONFIG', 'config.json lacks vision, decoder, imageMean or imageStd; re-export the model package');
   }
   const tokenizer = Tokenizer.fromJSON(parseJson(await readFile(source, 'tokenizer.json'), 'tokenizer.json'));
-  const vlm = new VLM(rt, { vision: cfg.vision, decoder: cfg.decoder, imageMean: cfg.imageMean, imageStd: cfg.imageStd }, tokenizer);
+  if (cfg.merge !== undefined && !(Number.isInteger(cfg.merge) && cfg.merge >= 1)) throw new EdgeTuneError('BAD_CONFIG', `config.json: merge must be a positive integer, got ${JSON.stringify(cfg.merge)}`);
+  const vlm = new VLM(rt, { vision: cfg.vision, decoder: cfg.decoder, imageMean: cfg.imageMean, imageStd: cfg.imageStd, merge: cfg.merge }, tokenizer);
   loadDecoderWeights(vlm.decoder, parseOnnx(await readFile(source, DECODER_FILE), DECODER_FILE));
-  loadVisionWeights(vlm.vision, vlm.connector, parseOnnx(await readFile(source, VISION_FILE), VISION_FILE));
+  const visionBytes = await readFile(source, VISION_FILE);
+  loadVisionWeights(vlm.vision, vlm.connector, parseOnnx(visionBytes, VISION_FILE));
+  if ((options.vision ?? 'onnx') === 'onnx') vlm.onnxVision = await OnnxVision.create(visionBytes, vlm.cfg.vision.imageSize, options.executionProviders);
+  else if (options.vision !== 'engine') throw new EdgeTuneError('INVALID_ARGUMENT', `vision must be 'onnx' or 'engine', got ${JSON.stringify(options.vision)}`);
   return vlm;
 }

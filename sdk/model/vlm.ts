@@ -10,12 +10,15 @@ import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
-import { checkImage, toPixelValues, type RGBAImage } from '../data/image.js';
+import { toPixelValues, type RGBAImage } from '../data/image.js';
+import { readImage, type ImageInput } from '../data/image_input.js';
+import type { OnnxVision } from './onnx_vision.js';
 import { parseAnswer } from '../data/answer.js';
 import type { LabeledBox } from '../data/types.js';
 import { buildTokenizerJSON } from '../data/vocab.js';
 import { LlamaDecoder, type DecoderConfig } from '../nn/decoder.js';
 import { Activations, type Param } from '../nn/module.js';
+import { normalInit } from '../nn/init.js';
 import { Connector, VisionEncoder, type VisionConfig } from '../nn/vit.js';
 import { generate } from './generate.js';
 import { promptIds } from './prompt.js';
@@ -27,15 +30,18 @@ export interface VlmConfig {
   /** Per-channel normalisation of the pixels: (v/255 − mean) / std. */
   imageMean: [number, number, number];
   imageStd: [number, number, number];
+  /** Patches merged per side by the connector (pixel shuffle; default 1): P/merge² image rows. */
+  merge?: number;
 }
 
-/** The embedded model: 64×64 images in 8×8 patches (64 image rows), 4-layer decoder d = 128. */
+/** The embedded model: 64×64 images in 8×8 patches merged 2×2 (16 image rows), 4-layer decoder d = 128. */
 export function tinyVlmConfig(vocab: number): VlmConfig {
   return {
     vision: { imageSize: 64, patch: 8, d: 96, layers: 3, heads: 4, dFf: 256 },
     decoder: { layers: 4, dModel: 128, heads: 4, kvHeads: 2, dFf: 344, vocab, ropeTheta: 10000, maxPositions: 128, tiedEmbeddings: true },
     imageMean: [0.5, 0.5, 0.5],
     imageStd: [0.5, 0.5, 0.5],
+    merge: 2,
   };
 }
 
@@ -47,6 +53,15 @@ export function smokeVlmConfig(vocab: number): VlmConfig {
     imageMean: [0.5, 0.5, 0.5],
     imageStd: [0.5, 0.5, 0.5],
   };
+}
+
+export interface LoadOptions {
+  /** The runtime to run the decoder (and training) on; default createRuntime(). */
+  runtime?: Runtime;
+  /** Where ask() computes image features: 'onnx' (default: vision_encoder.onnx on onnxruntime-web) or 'engine' (the WGSL ViT). */
+  vision?: 'onnx' | 'engine';
+  /** onnxruntime-web execution providers for the vision encoder (default ['wasm']). */
+  executionProviders?: string[];
 }
 
 export interface AskOptions {
@@ -85,6 +100,8 @@ export class VLM {
   readonly connector: Connector;
   readonly decoder: LlamaDecoder;
   private readonly acts: Activations;
+  /** Where ask() takes its image features from when set (VLM.load: vision_encoder.onnx on onnxruntime-web). */
+  onnxVision: OnnxVision | null = null;
 
   constructor(rt: Runtime, cfg: VlmConfig, tokenizer?: Tokenizer, seed = 0) {
     this.rt = rt;
@@ -94,14 +111,44 @@ export class VLM {
       throw new EdgeTuneError('BAD_CONFIG', `decoder vocab ${cfg.decoder.vocab} differs from the tokenizer's ${this.tokenizer.vocabSize} tokens`);
     }
     this.vision = new VisionEncoder(rt, cfg.vision, seed * 3 + 1);
-    this.connector = new Connector(rt, { visionD: cfg.vision.d, d: cfg.decoder.dModel, seed: seed * 3 + 2 });
+    this.connector = new Connector(rt, { visionD: cfg.vision.d, d: cfg.decoder.dModel, seed: seed * 3 + 2, merge: cfg.merge ?? 1, grid: cfg.vision.imageSize / cfg.vision.patch });
     this.decoder = new LlamaDecoder(rt, cfg.decoder, seed * 3 + 3);
     this.acts = new Activations(rt);
+    this.initLocationEmbeddings(seed);
   }
 
-  /** Image rows per sequence. */
+  /**
+   * Gives the location tokens' embeddings a 2D layout at init: for patch2d cell (row, col), a
+   * random row (std 0.02, as every token) plus low-frequency sines of row (first half) and col
+   * (second half) of the same norm, so neighbouring cells start close and far ones apart.
+   */
+  private initLocationEmbeddings(seed: number): void {
+    const codec = this.tokenizer.codec;
+    if (codec.kind !== 'patch2d') return;
+    const d = this.cfg.decoder.dModel, G = codec.grid, half = Math.floor(d / 2), freqs = Math.floor(half / 2);
+    if (freqs === 0) return;
+    const noise = normalInit(G * G * d, 0.02, seed * 5 + 7);
+    const amp = 0.02;
+    const rows = new Float32Array(G * G * d);
+    for (let cell = 0; cell < G * G; cell++) {
+      const r = Math.floor(cell / G), c = cell % G;
+      const o = cell * d;
+      for (let k = 0; k < freqs; k++) {
+        const w = (Math.PI / G) * (1 + (k * 7) / Math.max(1, freqs - 1));
+        rows[o + 2 * k] = amp * Math.sin(w * (r + 0.5));
+        rows[o + 2 * k + 1] = amp * Math.cos(w * (r + 0.5));
+        rows[o + half + 2 * k] = amp * Math.sin(w * (c + 0.5));
+        rows[o + half + 2 * k + 1] = amp * Math.cos(w * (c + 0.5));
+      }
+      for (let j = 0; j < d; j++) rows[o + j] += noise[o + j]!;
+    }
+    const table = this.decoder.embed.weight.value;
+    this.rt.device.queue.writeBuffer(table.buffer, this.tokenizer.locOffset * d * 4, rows);
+  }
+
+  /** Image rows per sequence (the vision patches after the connector's merge). */
   get patches(): number {
-    return this.vision.patches;
+    return this.connector.rowsPer(this.vision.patches);
   }
 
   /** Every parameter with its exported name. */
@@ -114,10 +161,10 @@ export class VLM {
     return this.params().filter((p) => !p.name.includes('.adapter.'));
   }
 
-  /** pixels (B, 3, H, W) → image rows (B·P, d) in the decoder's width. */
+  /** pixels (B, 3, H, W) → image rows (B·P/merge², d) in the decoder's width. */
   async encodeImages(batch: Batch, pixels: Tensor, images: number): Promise<Tensor> {
     const feats = await this.vision.forward(batch, pixels);
-    return this.connector.forward(batch, feats, images * this.patches);
+    return this.connector.forward(batch, feats, images * this.vision.patches);
   }
 
   /** The pixel values the vision encoder eats for any image (resized and normalised). */
@@ -125,25 +172,37 @@ export class VLM {
     return toPixelValues(image, this.cfg.vision.imageSize, this.cfg.imageMean, this.cfg.imageStd);
   }
 
-  /** Answers `question` about `image` ({ width, height, data RGBA }, any size). */
-  async ask(image: RGBAImage, question: string, options: AskOptions = {}): Promise<AskResult> {
-    checkImage(image);
+  /**
+   * Answers `question` about `image`: ImageData, ImageBitmap, <img>, canvas, { width, height,
+   * data RGBA }, PNG/JPEG bytes, or a path/URL (sdk/data/image_input.ts); any size. The image
+   * features come from onnxruntime-web when the model was loaded from a package (`onnxVision`),
+   * else from the engine's ViT.
+   */
+  async ask(input: ImageInput, question: string, options: AskOptions = {}): Promise<AskResult> {
     const prompt = promptIds(this.tokenizer, question);
+    const image = await readImage(input);
     const maxNewTokens = options.maxNewTokens ?? 48;
     expectDim('maxNewTokens', maxNewTokens);
     const P = this.patches;
     const d = this.cfg.decoder.dModel;
     const n = P + prompt.length;
     if (n >= this.cfg.decoder.maxPositions) throw new EdgeTuneError('TOO_LARGE', `the question is too long: ${n} rows leave no room in the model's ${this.cfg.decoder.maxPositions} positions`);
-    const pixels = this.acts.get('ask.pixels', [1, 3, this.cfg.vision.imageSize, this.cfg.vision.imageSize]);
-    pixels.write(this.pixelValues(image));
+    const px = this.pixelValues(image);
     const ids = this.acts.get('ask.ids', [prompt.length], 'i32');
     ids.write(prompt);
     const rows = this.acts.get('ask.prompt', [n, d]);
     const batch = this.rt.batch('ask: image and prompt');
-    const img = await this.encodeImages(batch, pixels, 1);
+    if (this.onnxVision) {
+      const f = await this.onnxVision.features(px, 1);
+      if (f.data.length !== P * d) throw new EdgeTuneError('BAD_CONFIG', `vision_encoder.onnx gives image features [${f.dims.join(', ')}]; the config needs [1, ${P}, ${d}]`);
+      this.rt.device.queue.writeBuffer(rows.buffer, 0, f.data as Float32Array<ArrayBuffer>);
+    } else {
+      const pixels = this.acts.get('ask.pixels', [1, 3, this.cfg.vision.imageSize, this.cfg.vision.imageSize]);
+      pixels.write(px);
+      const img = await this.encodeImages(batch, pixels, 1);
+      batch.copy(img.buffer, 0, rows.buffer, 0, P * d * 4);
+    }
     const txt = await this.decoder.embedTokens(batch, ids);
-    batch.copy(img.buffer, 0, rows.buffer, 0, P * d * 4);
     batch.copy(txt.buffer, 0, rows.buffer, P * d * 4, prompt.length * d * 4);
     await batch.submit();
     const g = await generate(this.decoder, rows, {
@@ -199,10 +258,10 @@ export class VLM {
    * A model package (config.json, tokenizer.json, the ONNX files): a directory in Node or a URL.
    * The weights come from the ONNX files' initializers.
    */
-  static async load(source: string, options: { runtime?: Runtime } = {}): Promise<VLM> {
+  static async load(source: string, options: LoadOptions = {}): Promise<VLM> {
     const { loadPackage } = await import('./package.js');
     const { createRuntime } = await import('../gpu/runtime.js');
-    return loadPackage(options.runtime ?? (await createRuntime()), source);
+    return loadPackage(options.runtime ?? (await createRuntime()), source, options);
   }
 
   /** Node: a model built from the config (and tokenizer) saved in `dir`, with its weights. */

@@ -21,10 +21,17 @@ export interface BrowserFixture {
   close(): Promise<void>;
 }
 
-/** Bundles sdk/index.ts for browsers, serves it with `html`, and opens it in Chromium. */
-export async function openSdkPage(
-  html = '<!doctype html><title>edgetune</title><script type="module">import * as sdk from "/edgetune.js"; window.sdk = sdk;</script>',
-): Promise<BrowserFixture> {
+const TYPES: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html', '.png': 'image/png' };
+
+/** The page's default HTML: onnxruntime-web by import map (served at /ort/), the SDK as window.sdk. */
+export const SDK_PAGE = '<!doctype html><title>edgetune</title><script type="importmap">{"imports":{"onnxruntime-web":"/ort/ort.bundle.min.mjs"}}</script><script type="module">import * as sdk from "/edgetune.js"; window.sdk = sdk;</script>';
+
+/**
+ * Bundles sdk/index.ts for browsers, serves it with `html`, and opens it in Chromium. `mounts`
+ * serve directories under URL prefixes (`/ort/` serves onnxruntime-web's dist always).
+ */
+export async function openSdkPage(html = SDK_PAGE, mounts: Record<string, string> = {}): Promise<BrowserFixture> {
+  const dirs: Record<string, string> = { '/ort/': path.resolve('node_modules/onnxruntime-web/dist'), ...mounts };
   const dir = mkdtempSync(path.join(tmpdir(), 'edgetune-browser-'));
   await build({
     entryPoints: ['sdk/index.ts'], outfile: path.join(dir, 'edgetune.js'), bundle: true, format: 'esm',
@@ -32,10 +39,12 @@ export async function openSdkPage(
   });
   writeFileSync(path.join(dir, 'index.html'), html);
   const server: Server = createServer((req, res) => {
-    const name = (req.url ?? '/').split('?')[0] === '/' ? 'index.html' : path.basename(req.url ?? '');
+    const url = (req.url ?? '/').split('?')[0]!;
+    const mount = Object.keys(dirs).find((m) => url.startsWith(m));
+    const name = url === '/' ? 'index.html' : path.basename(url);
     try {
-      const body = readFileSync(path.join(dir, name));
-      res.writeHead(200, { 'content-type': name.endsWith('.js') ? 'text/javascript' : 'text/html' });
+      const body = readFileSync(path.join(mount ? dirs[mount]! : dir, name));
+      res.writeHead(200, { 'content-type': TYPES[path.extname(name)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
       res.writeHead(404).end();
