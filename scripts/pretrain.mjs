@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm run pretrain -- [--steps N] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
 //                      [--checkpoint-every K] [--seed S]`
+//                      [--checkpoints DIR]
 // Deterministic pretraining of the tiny VLM on the general world (README: The tiny VLM). --smoke runs a
-// few steps of a tiny config (CI). Runs the built SDK (npm run pretrain builds it first). Writes DIR/weights.{json,bin}; checkpoints in DIR/checkpoint.
+// few steps of a tiny config (CI). Runs the built SDK (npm run pretrain builds it first). Writes the
+// model package into --out (default models/tiny-vlm, the embedded model); checkpoints go to --checkpoints.
 import * as et from '../dist/edgetune.js';
 
 const args = process.argv.slice(2);
@@ -12,15 +14,18 @@ const opt = (name, dflt) => {
   return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
 };
 const smoke = has('smoke');
+/** The embedded model's run: steps × batch 16. */
+const STEPS = 1900;
 const rt = await et.createRuntime();
 const a = rt.adapter;
 console.log(`adapter: ${a.vendor || '?'} / ${a.architecture || '?'}${a.software ? ' [software]' : ''}`);
 const o = {
   config: smoke ? 'smoke' : 'tiny',
-  steps: Number(opt('steps', smoke ? 6 : 3000)),
-  out: opt('out', smoke ? 'scratch/pretrain-smoke' : 'scratch/pretrain'),
+  steps: Number(opt('steps', smoke ? 6 : STEPS)),
+  out: opt('out', smoke ? 'scratch/pretrain-smoke' : 'models/tiny-vlm'),
+  checkpointDir: opt('checkpoints', smoke ? 'scratch/pretrain-smoke/checkpoint' : 'scratch/pretrain-checkpoint'),
   batch: Number(opt('batch', smoke ? 4 : 16)),
-  lr: Number(opt('lr', 2e-3)),
+  lr: Number(opt('lr', smoke ? 2e-3 : 3e-3)),
   seed: Number(opt('seed', 0)),
   checkpointEvery: Number(opt('checkpoint-every', smoke ? 3 : 200)),
   logEvery: Number(opt('log-every', smoke ? 1 : 10)),

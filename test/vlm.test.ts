@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { EdgeTuneError } from '../sdk/errors.js';
+import { Tensor } from '../sdk/gpu/tensor.js';
 import { formatAnswer, parseAnswer } from '../sdk/data/answer.js';
 import { sampleSplit } from '../sdk/data/worlds.js';
 import type { Sample } from '../sdk/data/types.js';
@@ -60,6 +61,67 @@ describe('sequence layout', () => {
     expect(t.filter((x) => x !== IGNORE_INDEX)).toEqual([tok.tokenId('red'), tok.eosId]);
     expect(t[s.prefix - 1]).toBe(tok.tokenId('red'));
     expect(t[s.length - 1]).toBe(IGNORE_INDEX);
+  });
+});
+
+describe('soft location targets (grounding) in the VLM step', () => {
+  test('rows point at the answers\' location tokens; mix 0 is the hard loss, mix > 0 a float64 soft CE', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, { ...CFG, merge: 2 });
+    const tok = vlm.tokenizer;
+    const ss = [...samples(['locate', 'color', 'locate'], 40)];
+    const mb = vlmBatch(vlm, ss.map((s) => ({ ...item(vlm, s), boxes: s.boxes })));
+    const g = mb.grounding!;
+    const boxes = ss.reduce((n, s) => n + s.boxes.length, 0);
+    expect(g.count).toBe(2 * boxes);
+    for (let i = 0; i < g.count; i++) expect(tok.locCell(mb.targets[g.rows[i]!]!)).toBe(g.cells[i]);
+    const wrong = { ...item(vlm, ss[0]!), boxes: [...ss[0]!.boxes, ...ss[0]!.boxes] };
+    expect(() => vlmBatch(vlm, [wrong])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    const kernel = { kind: 'gaussian', sigma: 0.7 } as const;
+    const loss = async (grounding?: { kernel: typeof kernel; mix: number }) => {
+      const tr = new VlmTrainer(vlm, { mode: 'full', lr: 1e-3, grounding });
+      const r = await tr.evaluate(mb);
+      tr.destroy();
+      return r.ce;
+    };
+    const hard = await loss();
+    expect(await loss({ kernel, mix: 0 })).toBeCloseTo(hard, 5);
+    // Float64 reference of the mean CE with soft rows: logits from the engine, q' on the host.
+    const tr = new VlmTrainer(vlm, { mode: 'full', lr: 1e-3 });
+    const out = Tensor.empty(rt, [4]);
+    const batch = rt.batch('logits');
+    const lg = await tr.recordMicro(batch, mb, out, { backward: false });
+    await batch.submit();
+    const logits = await lg.read();
+    tr.destroy();
+    out.release();
+    const V = CFG.decoder.vocab, G = (tok.codec as { grid: number }).grid, mix = 0.5;
+    const soft = new Map<number, number>();
+    for (let i = 0; i < g.count; i++) soft.set(g.rows[i]!, i);
+    let sum = 0, n = 0;
+    for (let r = 0; r < mb.targets.length; r++) {
+      const t = mb.targets[r]!;
+      if (t === IGNORE_INDEX) continue;
+      const row = Array.from(logits.subarray(r * V, (r + 1) * V), Number);
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0));
+      const i = soft.get(r);
+      if (i === undefined) sum += lse - row[t]!;
+      else {
+        const h = g.cells[i]!, ax = g.anchors[2 * i]!, ay = g.anchors[2 * i + 1]!;
+        const ux = (h % G) + 0.5 + ax, uy = Math.floor(h / G) + 0.5 + ay;
+        const w = Array.from({ length: G * G }, (_, k) => Math.exp(-(((k % G) + 0.5 - ux) ** 2 + (Math.floor(k / G) + 0.5 - uy) ** 2) / (2 * 0.7 * 0.7)));
+        const z = w.reduce((a, b) => a + b, 0);
+        for (let k = 0; k < G * G; k++) {
+          const q = (1 - mix) * (k === h ? 1 : 0) + (mix * w[k]!) / z;
+          if (q > 0) sum += q * (lse - row[tok.locOffset + k]!);
+        }
+      }
+      n++;
+    }
+    const got = await loss({ kernel, mix });
+    expect(Math.abs(got - sum / n)).toBeLessThanOrEqual(1e-4 * Math.max(1, sum / n));
+    expect(Math.abs(got - hard)).toBeGreaterThan(1e-3);
   });
 });
 

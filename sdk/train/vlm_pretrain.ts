@@ -3,7 +3,10 @@
 // function of (config, seed, batch, schedule, steps). Every `checkpointEvery` steps the
 // weights, the optimizer state (m, v, t) and the step go to `<out>/checkpoint/`; `resume`
 // continues from there and reproduces the losses of an uninterrupted run bit for bit.
-// At the end the weights go to `<out>/weights.{json,bin}` (VLM.saveWeights).
+// At the end the model package goes to `<out>` (savePackage: config.json, tokenizer.json and
+// the three ONNX files).
+// The mix of question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
+// `where is …?` answers get soft targets (PRETRAIN_GROUNDING, DESIGN §1.5).
 import { EdgeTuneError } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { formatAnswer } from '../data/answer.js';
@@ -12,13 +15,21 @@ import { buildTokenizerJSON } from '../data/vocab.js';
 import { Tokenizer } from '../model/tokenizer.js';
 import { readBlobFiles, smokeVlmConfig, tinyVlmConfig, VLM, writeBlobFiles, type VlmConfig } from '../model/vlm.js';
 import { vlmBatch, VlmTrainer, type VlmBatch } from './vlm_trainer.js';
+import { savePackage } from '../model/package.js';
+import type { LabelKernel } from '../kernels/grounding_labels.js';
 
 export interface PretrainOptions {
   /** 'tiny' (the embedded model), 'smoke' (CI) or a config. Default 'tiny'. */
   config?: 'tiny' | 'smoke' | VlmConfig;
   steps: number;
-  /** Output directory (weights; checkpoint/ inside). */
+  /** Output directory: the model package. */
   out: string;
+  /** Checkpoint directory (default `<out>/checkpoint`). */
+  checkpointDir?: string;
+  /** Question forms of the general world, repeats weighting them (default PRETRAIN_MIX). */
+  mix?: readonly string[];
+  /** Soft location targets (default PRETRAIN_GROUNDING; null: hard targets). */
+  grounding?: { kernel: LabelKernel; mix?: number } | null;
   /** Sequences per step (default 16). */
   batch?: number;
   /** Peak learning rate (default 2e-3), linear warmup (default 5% of steps), cosine to lr/10. */
@@ -50,6 +61,12 @@ export interface PretrainResult {
   tokensPerSecond: number;
 }
 
+/** Pretraining's question forms: every general form, the hard ones (count, locate) repeated. */
+export const PRETRAIN_MIX: readonly string[] = ['color', 'color', 'shape', 'count', 'count', 'count', 'exists', 'exists', 'locate', 'locate', 'locate', 'locate', 'caption'];
+
+/** Soft targets at location tokens: a Gaussian of 0.7 cells, half of the mass on the hard cell's one-hot. */
+export const PRETRAIN_GROUNDING = { kernel: { kind: 'gaussian', sigma: 0.7 } as LabelKernel, mix: 0.5 };
+
 export function resolveConfig(c: PretrainOptions['config'], vocab: number): VlmConfig {
   if (c === undefined || c === 'tiny') return tinyVlmConfig(vocab);
   if (c === 'smoke') return smokeVlmConfig(vocab);
@@ -57,11 +74,11 @@ export function resolveConfig(c: PretrainOptions['config'], vocab: number): VlmC
 }
 
 /** The micro-batch of step t (1-based). */
-export function pretrainBatch(vlm: VLM, t: number, B: number): VlmBatch {
+export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly string[] = PRETRAIN_MIX): VlmBatch {
   const size = vlm.cfg.vision.imageSize;
   const items = Array.from({ length: B }, (_, k) => {
-    const s = sampleSplit('general', 'train', (t - 1) * B + k, { size });
-    return { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec) };
+    const s = sampleSplit('general', 'train', (t - 1) * B + k, { size, types: mix });
+    return { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec), boxes: s.boxes };
   });
   return vlmBatch(vlm, items);
 }
@@ -121,10 +138,12 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const warmup = o.warmup ?? Math.max(1, Math.round(steps * 0.05));
   const log = o.log ?? ((l: string) => console.log(l));
   const logEvery = o.logEvery ?? 10;
-  const ckDir = `${o.out}/checkpoint`;
+  const ckDir = o.checkpointDir ?? `${o.out}/checkpoint`;
+  const mix = o.mix ?? PRETRAIN_MIX;
+  const grounding = o.grounding === undefined ? PRETRAIN_GROUNDING : (o.grounding ?? undefined);
   const ckEvery = o.checkpointEvery ?? 200;
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
-  const trainer = new VlmTrainer(vlm, { mode: 'full', lr, weightDecay: o.weightDecay ?? 0.01, schedule: { lr, warmup, total: steps, minLr: lr / 10 } });
+  const trainer = new VlmTrainer(vlm, { mode: 'full', lr, weightDecay: o.weightDecay ?? 0.01, schedule: { lr, warmup, total: steps, minLr: lr / 10 }, grounding });
   if (o.resume && (await exists(`${ckDir}/optimizer.json`))) {
     const total = await loadCheckpoint(ckDir, trainer);
     log(`resumed from ${ckDir} at step ${trainer.step}`);
@@ -136,7 +155,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   let window = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0, first = true;
   const t0 = performance.now();
   while (trainer.step < last) {
-    const mb = pretrainBatch(vlm, trainer.step + 1, B);
+    const mb = pretrainBatch(vlm, trainer.step + 1, B, mix);
     const ts = performance.now();
     const r = await trainer.trainStep(mb);
     const dt = performance.now() - ts;
@@ -160,8 +179,8 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     first = false;
   }
   if (trainer.step >= steps) {
-    await vlm.saveWeights(o.out);
-    log(`wrote ${o.out}/weights.json and weights.bin after ${steps} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
+    await savePackage(vlm, o.out);
+    log(`wrote the model package ${o.out} after ${steps} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
   }
   trainer.destroy();
   return { vlm, losses, step: trainer.step, msPerStep: timedSteps ? timed / timedSteps : 0, tokensPerSecond: timed > 0 ? (rows / timed) * 1000 : 0 };

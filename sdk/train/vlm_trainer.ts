@@ -11,6 +11,8 @@ import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
 import { recordLoss, type GemH, type SoftTable } from '../kernels/loss.js';
+import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernels/grounding_labels.js';
+import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
 import type { AdapterConfig } from '../nn/decoder.js';
 import { setTrainable } from '../nn/module.js';
@@ -33,15 +35,63 @@ export interface VlmBatch {
   lengths: number[];
   /** Hook for grounding soft targets: rows referenced by SOFT_TARGET + k in `targets`. */
   soft?: SoftTable;
+  /** The answers' location tokens (from the items' boxes), for distance-inverse soft targets. */
+  grounding?: VlmGrounding;
 }
 
-/** Builds a micro-batch from samples ({ image, question, answer text incl. location tokens }). */
-export function vlmBatch(vlm: VLM, items: { image: { width: number; height: number; data: Uint8ClampedArray }; question: string; answer: string }[], multiple = 8): VlmBatch {
+/** Every location token of a micro-batch's answers: its anchor and hard cell (labelAnchors) and the logits row predicting it. */
+export interface VlmGrounding {
+  count: number;
+  anchors: Float32Array;
+  cells: Int32Array;
+  rows: Int32Array;
+}
+
+export interface VlmItem {
+  image: { width: number; height: number; data: Uint8ClampedArray };
+  question: string;
+  /** The answer text, location tokens included (formatAnswer). */
+  answer: string;
+  /** The boxes the answer's location tokens encode, in order (normalised): enables soft location targets. */
+  boxes?: readonly Box[];
+}
+
+/** Builds a micro-batch from samples. */
+export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   const layout = layoutBatch(vlm.tokenizer, vlm.patches, items, vlm.cfg.decoder.maxPositions, multiple);
   const per = 3 * vlm.cfg.vision.imageSize ** 2;
   const pixels = new Float32Array(items.length * per);
   items.forEach((it, b) => pixels.set(vlm.pixelValues(it.image), b * per));
-  return { pixels, ...layout };
+  const mb: VlmBatch = { pixels, ...layout };
+  if (items.some((it) => it.boxes && it.boxes.length > 0)) mb.grounding = groundingOf(vlm, layout.targets, layout.seq, items);
+  return mb;
+}
+
+function groundingOf(vlm: VLM, targets: Int32Array, S: number, items: VlmItem[]): VlmGrounding {
+  const tok = vlm.tokenizer;
+  const codec = tok.codec;
+  const points: number[] = [], ends: boolean[] = [], cells: number[] = [], rows: number[] = [];
+  items.forEach((it, b) => {
+    const locRows: number[] = [];
+    for (let r = b * S; r < (b + 1) * S; r++) if (tok.locCell(targets[r]!) >= 0) locRows.push(r);
+    const boxes = it.boxes ?? [];
+    const before = cells.length;
+    for (const box of boxes) {
+      const p = boxLabelPoints(box, codec);
+      points.push(...p.points);
+      ends.push(...p.ends);
+      cells.push(...p.cells);
+    }
+    if (cells.length - before !== locRows.length) {
+      throw new EdgeTuneError('INVALID_ARGUMENT', `entry ${b}: its answer has ${locRows.length} location tokens but its ${boxes.length} boxes need ${cells.length - before}`);
+    }
+    locRows.forEach((r, i) => {
+      if (tok.locCell(targets[r]!) !== cells[before + i]) throw new EdgeTuneError('INVALID_ARGUMENT', `entry ${b}: location token ${i} of the answer does not encode its boxes`);
+      rows.push(r);
+    });
+  });
+  const a = labelAnchors(codec, points, { ends, cells });
+  return { count: a.count, anchors: a.anchors, cells: a.cells, rows: Int32Array.from(rows) };
 }
 
 export interface VlmTrainerOptions extends AdamWOptions {
@@ -51,6 +101,8 @@ export interface VlmTrainerOptions extends AdamWOptions {
   beta?: number;
   h?: GemH;
   schedule?: LrSchedule;
+  /** Soft targets at the answers' location tokens (DESIGN §1.5) where a micro-batch has `grounding`. */
+  grounding?: { kernel: LabelKernel; mix?: number };
 }
 
 export interface VlmStepReport {
@@ -114,8 +166,9 @@ export class VlmTrainer {
   /**
    * Records forward and loss (into `out`) of a micro-batch; with `backward`, also every
    * gradient. Host data goes into buffers of slot `slot` (one per micro-batch of a step).
+   * Returns the logits (valid until the next forward).
    */
-  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean } = {}): Promise<void> {
+  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean } = {}): Promise<Tensor> {
     this.check(mb);
     const slot = o.slot ?? 0;
     const v = this.vlm;
@@ -136,19 +189,43 @@ export class VlmTrainer {
     const logits = await v.decoder.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
     const gem = this.opts.loss === 'gem';
     const dlogits = this.buf('dlogits', [T, V]);
+    let soft = mb.soft;
+    const g = mb.grounding;
+    if (this.opts.grounding && g && g.count > 0) {
+      if (soft) throw new EdgeTuneError('INVALID_ARGUMENT', 'a micro-batch has either its own soft table or grounding, not both');
+      // Capacity in powers of two: a few buffer sizes serve every step.
+      const cap = 2 ** Math.ceil(Math.log2(Math.max(16, g.count)));
+      const cellsN = locCells(v.tokenizer.codec);
+      const anchors = this.buf(`ground.anchors.${slot}`, [cap, 2]);
+      const an = new Float32Array(2 * cap);
+      an.set(g.anchors);
+      anchors.write(an);
+      const slots = this.buf(`ground.slots.${slot}`, [2 * cap], 'i32');
+      const sl = new Int32Array(2 * cap);
+      sl.set(g.cells);
+      sl.set(g.rows, g.count);
+      slots.write(sl);
+      const table = this.buf(`ground.soft.${slot}`, [cap, cellsN]);
+      await recordGroundingLabels(rt, batch, {
+        codec: v.tokenizer.codec, kernel: this.opts.grounding.kernel, mix: this.opts.grounding.mix, count: g.count,
+        anchors: anchors.buffer, slots: slots.buffer, out: table.buffer, targets: targets.buffer,
+      });
+      soft = { values: table.buffer, rows: g.count, width: cellsN, offset: v.tokenizer.locOffset };
+    }
     await recordLoss(rt, batch, {
-      logits: logits.buffer, rows: T, vocab: V, targets: targets.buffer, soft: mb.soft,
+      logits: logits.buffer, rows: T, vocab: V, targets: targets.buffer, soft,
       beta: gem ? (this.opts.beta ?? 0.7) : 1, h: gem ? this.opts.h : 'linear', grad: dlogits.buffer, out: out.buffer,
     });
-    if (o.backward === false) return;
+    if (o.backward === false) return logits;
     const dembeds = await v.decoder.backward(batch, dlogits);
     // Image rows have id −1: the embedding gradient skips them.
     await v.decoder.backwardEmbeddings(batch, dembeds);
-    if (this.opts.mode !== 'full') return;
+    if (this.opts.mode !== 'full') return logits;
     const dimg = this.buf('dimg', [B * P, d]);
     for (let b = 0; b < B; b++) batch.copy(dembeds.buffer, b * S * d * 4, dimg.buffer, b * P * d * 4, P * d * 4);
     const dfeat = await v.connector.backward(batch, dimg);
     await v.vision.backward(batch, dfeat);
+    return logits;
   }
 
   /** One optimizer step over one or more micro-batches (gradients averaged). */
