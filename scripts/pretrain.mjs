@@ -15,7 +15,7 @@ const opt = (name, dflt) => {
 };
 const smoke = has('smoke');
 /** The embedded model's run: steps × batch 16. */
-const STEPS = 1900;
+const STEPS = 1400;
 const rt = await et.createRuntime();
 const a = rt.adapter;
 console.log(`adapter: ${a.vendor || '?'} / ${a.architecture || '?'}${a.software ? ' [software]' : ''}`);
@@ -25,9 +25,9 @@ const o = {
   out: opt('out', smoke ? 'scratch/pretrain-smoke' : 'models/tiny-vlm'),
   checkpointDir: opt('checkpoints', smoke ? 'scratch/pretrain-smoke/checkpoint' : 'scratch/pretrain-checkpoint'),
   batch: Number(opt('batch', smoke ? 4 : 16)),
-  lr: Number(opt('lr', smoke ? 2e-3 : 3e-3)),
+  lr: Number(opt('lr', 2e-3)),
   seed: Number(opt('seed', 0)),
-  checkpointEvery: Number(opt('checkpoint-every', smoke ? 3 : 200)),
+  checkpointEvery: Number(opt('checkpoint-every', smoke ? 3 : 100)),
   logEvery: Number(opt('log-every', smoke ? 1 : 10)),
   resume: has('resume'),
 };

@@ -111,6 +111,22 @@ function nearestColor(rgb: readonly number[]): Color {
 describe('general world', () => {
   const all = samples('general', 900);
 
+  test('easy scenes: plain backgrounds, medium and large shapes, the same answers as their objects', () => {
+    const easy = Array.from({ length: 300 }, (_, i) => sample('general', 5000 + i, { easy: true }));
+    const sizes = new Set(easy.flatMap((s) => s.objects.map((o) => o.attributes.size)));
+    expect(easy.every((s) => s.scene.background !== 'gradient')).toBe(true);
+    // Placement falls back to small shapes when a scene is crowded: far rarer than in the full world.
+    const smallShare = (ss: Sample[]) => ss.flatMap((s) => s.objects).filter((o) => o.attributes.size === 'small').length / ss.flatMap((s) => s.objects).length;
+    expect(smallShare(easy)).toBeLessThan(0.2);
+    expect(smallShare(easy)).toBeLessThan(smallShare(all) / 2);
+    expect(sizes.has('medium') && sizes.has('large')).toBe(true);
+    expect(new Set(easy.map((s) => s.type)).size).toBe(GENERAL_TYPES.length);
+    for (const s of easy) if (s.type === 'shape') expect(s.answer).toBe(s.objects[0]!.attributes.shape);
+    // Not easy: gradients and small shapes appear.
+    expect(all.some((s) => s.scene.background === 'gradient')).toBe(true);
+    expect(all.some((s) => s.objects.some((o) => o.attributes.size === 'small'))).toBe(true);
+  });
+
   test('every question form appears with the right answer', () => {
     const byType = new Map<string, Sample[]>();
     for (const s of all) byType.set(s.type, [...(byType.get(s.type) ?? []), s]);

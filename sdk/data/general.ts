@@ -76,8 +76,8 @@ function jitter(rng: Rng, c: RGB, amount: number): RGB {
   return [c[0] + rng.int(-amount, amount), c[1] + rng.int(-amount, amount), c[2] + rng.int(-amount, amount)];
 }
 
-function makeBackground(rng: Rng): Background {
-  if (rng.chance(0.5)) {
+function makeBackground(rng: Rng, easy = false): Background {
+  if (easy || rng.chance(0.5)) {
     const name = rng.pick(['white', 'gray', 'black'] as const);
     const c = jitter(rng, PLAIN_BACKGROUNDS[name], name === 'gray' ? 8 : 5);
     return { name, tones: [c], paint: (img) => fill(img, c) };
@@ -106,9 +106,9 @@ interface Plan {
   answer(objects: SceneObject[]): { answer: string; boxes: LabeledBox[] };
 }
 
-function randomSpec(rng: Rng, colors: readonly Color[], not?: (s: Spec) => boolean): Spec {
+function randomSpecOf(rng: Rng, colors: readonly Color[], not?: (s: Spec) => boolean, sizes: readonly Size[] = SIZE_NAMES): Spec {
   for (;;) {
-    const s = { shape: rng.pick(SHAPES), color: rng.pick(colors), size: rng.pick(SIZE_NAMES) };
+    const s = { shape: rng.pick(SHAPES), color: rng.pick(colors), size: rng.pick(sizes) };
     if (!not || !not(s)) return s;
   }
 }
@@ -125,7 +125,11 @@ export function generalCaption(objects: readonly SceneObject[], background: stri
   return `${listPhrase(groups)} on ${background === 'gradient' ? 'a gradient' : `a ${background}`} background`;
 }
 
-function plan(type: GeneralType, rng: Rng, colors: readonly Color[]): Plan {
+const EASY_SIZES: readonly Size[] = ['medium', 'large'];
+
+function plan(type: GeneralType, rng: Rng, colors: readonly Color[], easy: boolean): Plan {
+  const sizes = easy ? EASY_SIZES : SIZE_NAMES;
+  const randomSpec = (r: Rng, c: readonly Color[], not?: (s: Spec) => boolean) => randomSpecOf(r, c, not, sizes);
   const others = (n: number, not: (s: Spec) => boolean) => Array.from({ length: n }, () => randomSpec(rng, colors, not));
   switch (type) {
     case 'color': {
@@ -214,14 +218,14 @@ export function generalShapeMask(p: { shape: Shape; cx: number; cy: number; r: n
   return mask;
 }
 
-export function generalSample(seed: number, size: number, types: readonly string[]): Sample {
+export function generalSample(seed: number, size: number, types: readonly string[], easy = false): Sample {
   const rng = Rng.derive(seed, 'general');
   const type = rng.pick(types) as GeneralType;
   for (;;) {
-    const bg = makeBackground(rng);
+    const bg = makeBackground(rng, easy);
     const colors = contrasting(bg);
     if (colors.length < 4) continue;
-    const p = plan(type, rng, colors);
+    const p = plan(type, rng, colors, easy);
     const placed = place(p.specs, rng);
     if (!placed) continue;
     const image = createImage(size, size, null);

@@ -53,4 +53,9 @@ export interface WorldOptions {
   size?: number;
   /** The question forms to draw from, uniformly (default: all forms of the world). */
   types?: readonly string[];
+  /**
+   * General world: easier scenes (plain backgrounds, medium and large shapes only) for the start
+   * of pretraining, so the model learns to see before it meets gradients and small shapes.
+   */
+  easy?: boolean;
 }

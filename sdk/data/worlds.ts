@@ -66,7 +66,7 @@ export function sample(world: WorldName, seed: number, options: WorldOptions = {
   if (types.length === 0 || types.some((t) => !all.includes(t))) {
     throw new EdgeTuneError('INVALID_ARGUMENT', `question types for the ${world} world must be a non-empty subset of ${all.join(', ')}; got ${JSON.stringify(types)}`);
   }
-  return world === 'general' ? generalSample(seed, size, types) : inspectionSample(seed, size, types);
+  return world === 'general' ? generalSample(seed, size, types, options.easy ?? false) : inspectionSample(seed, size, types);
 }
 
 /** The i-th sample of a split. */

@@ -5,7 +5,8 @@
 // continues from there and reproduces the losses of an uninterrupted run bit for bit.
 // At the end the model package goes to `<out>` (savePackage: config.json, tokenizer.json and
 // the three ONNX files).
-// The mix of question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
+// Easy scenes fade out over the first 40% of the steps (PRETRAIN_EASY_FRACTION), the mix of
+// question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
 // `where is …?` answers get soft targets (PRETRAIN_GROUNDING, DESIGN §1.5).
 import { EdgeTuneError } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
@@ -28,6 +29,8 @@ export interface PretrainOptions {
   checkpointDir?: string;
   /** Question forms of the general world, repeats weighting them (default PRETRAIN_MIX). */
   mix?: readonly string[];
+  /** Share of the steps over which easy scenes fade out (default PRETRAIN_EASY_FRACTION; 0: none). */
+  easyFraction?: number;
   /** Soft location targets (default PRETRAIN_GROUNDING; null: hard targets). */
   grounding?: { kernel: LabelKernel; mix?: number } | null;
   /** Sequences per step (default 16). */
@@ -64,6 +67,24 @@ export interface PretrainResult {
 /** Pretraining's question forms: every general form, the hard ones (count, locate) repeated. */
 export const PRETRAIN_MIX: readonly string[] = ['color', 'color', 'shape', 'count', 'count', 'count', 'exists', 'exists', 'locate', 'locate', 'locate', 'locate', 'caption'];
 
+/**
+ * Curriculum: step t draws each sample from the easy general world (plain backgrounds, medium
+ * and large shapes) with probability 1 − (t − 1)/(fraction · steps), so easy scenes fade out
+ * over the first 40% of the run. From scratch, the model first learns to see big shapes on
+ * plain backgrounds; thrown straight into gradients and small shapes it learns the language's
+ * priors and ignores the image rows.
+ */
+export const PRETRAIN_EASY_FRACTION = 0.4;
+
+/** Whether sample `i` of step t is easy (a fixed hash of i against the fading probability). */
+export function easySample(i: number, t: number, steps: number, fraction: number): boolean {
+  if (fraction <= 0) return false;
+  const p = 1 - (t - 1) / (fraction * steps);
+  if (p <= 0) return false;
+  const h = Math.imul(i + 1, 0x9e3779b1) >>> 0;
+  return h / 2 ** 32 < p;
+}
+
 /** Soft targets at location tokens: a Gaussian of 0.7 cells, half of the mass on the hard cell's one-hot. */
 export const PRETRAIN_GROUNDING = { kernel: { kind: 'gaussian', sigma: 0.7 } as LabelKernel, mix: 0.5 };
 
@@ -74,10 +95,11 @@ export function resolveConfig(c: PretrainOptions['config'], vocab: number): VlmC
 }
 
 /** The micro-batch of step t (1-based). */
-export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly string[] = PRETRAIN_MIX): VlmBatch {
+export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly string[] = PRETRAIN_MIX, easy: (i: number) => boolean = () => false): VlmBatch {
   const size = vlm.cfg.vision.imageSize;
   const items = Array.from({ length: B }, (_, k) => {
-    const s = sampleSplit('general', 'train', (t - 1) * B + k, { size, types: mix });
+    const i = (t - 1) * B + k;
+    const s = sampleSplit('general', 'train', i, { size, types: mix, easy: easy(i) });
     return { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec), boxes: s.boxes };
   });
   return vlmBatch(vlm, items);
@@ -140,6 +162,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const logEvery = o.logEvery ?? 10;
   const ckDir = o.checkpointDir ?? `${o.out}/checkpoint`;
   const mix = o.mix ?? PRETRAIN_MIX;
+  const easyFraction = o.easyFraction ?? PRETRAIN_EASY_FRACTION;
   const grounding = o.grounding === undefined ? PRETRAIN_GROUNDING : (o.grounding ?? undefined);
   const ckEvery = o.checkpointEvery ?? 200;
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
@@ -155,7 +178,8 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   let window = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0, first = true;
   const t0 = performance.now();
   while (trainer.step < last) {
-    const mb = pretrainBatch(vlm, trainer.step + 1, B, mix);
+    const t = trainer.step + 1;
+    const mb = pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction));
     const ts = performance.now();
     const r = await trainer.trainStep(mb);
     const dt = performance.now() - ts;
