@@ -111,20 +111,28 @@ function nearestColor(rgb: readonly number[]): Color {
 describe('general world', () => {
   const all = samples('general', 900);
 
-  test('easy scenes: plain backgrounds, medium and large shapes, the same answers as their objects', () => {
+  test('easy scenes: a plain grey background, large and extra-large shapes, a colour question\'s shape alone', () => {
     const easy = Array.from({ length: 300 }, (_, i) => sample('general', 5000 + i, { easy: true }));
-    const sizes = new Set(easy.flatMap((s) => s.objects.map((o) => o.attributes.size)));
-    expect(easy.every((s) => s.scene.background !== 'gradient')).toBe(true);
-    // Placement falls back to small shapes when a scene is crowded: far rarer than in the full world.
-    const smallShare = (ss: Sample[]) => ss.flatMap((s) => s.objects).filter((o) => o.attributes.size === 'small').length / ss.flatMap((s) => s.objects).length;
-    expect(smallShare(easy)).toBeLessThan(0.2);
-    expect(smallShare(easy)).toBeLessThan(smallShare(all) / 2);
-    expect(sizes.has('medium') && sizes.has('large')).toBe(true);
+    expect(easy.every((s) => s.scene.background === 'gray')).toBe(true);
+    const objs = easy.flatMap((s) => s.objects);
+    const share = (ss: Sample[], size: string) => ss.flatMap((s) => s.objects).filter((o) => o.attributes.size === size).length / ss.flatMap((s) => s.objects).length;
+    expect(share(easy, 'xlarge')).toBeGreaterThan(0.2);
+    expect(share(easy, 'large')).toBeGreaterThan(0.2);
+    // One-shape scenes always get a large or extra-large one (crowded ones fall back to smaller shapes).
+    const alone = easy.filter((s) => s.type === 'color' || s.type === 'shape');
+    expect(alone.length).toBeGreaterThan(50);
+    expect(alone.every((s) => ['large', 'xlarge'].includes(s.objects[0]!.attributes.size as string))).toBe(true);
+    expect(objs.length).toBeGreaterThan(300);
     expect(new Set(easy.map((s) => s.type)).size).toBe(GENERAL_TYPES.length);
-    for (const s of easy) if (s.type === 'shape') expect(s.answer).toBe(s.objects[0]!.attributes.shape);
-    // Not easy: gradients and small shapes appear.
+    for (const s of easy) {
+      if (s.type === 'color') expect(s.objects.length).toBe(1);
+      if (s.type === 'color') expect(s.answer).toBe(s.objects[0]!.attributes.color);
+      if (s.type === 'shape') expect(s.answer).toBe(s.objects[0]!.attributes.shape);
+    }
+    // The full world: other backgrounds, small shapes, never extra-large ones.
     expect(all.some((s) => s.scene.background === 'gradient')).toBe(true);
-    expect(all.some((s) => s.objects.some((o) => o.attributes.size === 'small'))).toBe(true);
+    expect(share(all, 'small')).toBeGreaterThan(0.1);
+    expect(share(all, 'xlarge')).toBe(0);
   });
 
   test('every question form appears with the right answer', () => {

@@ -25,9 +25,10 @@ export type Color = keyof typeof COLORS;
 export const COLOR_NAMES = Object.keys(COLORS) as Color[];
 
 /** Shape radius ranges as a fraction of the image side. */
-export const SIZES = { small: [0.07, 0.095], medium: [0.105, 0.14], large: [0.15, 0.2] } as const;
+export const SIZES = { small: [0.07, 0.095], medium: [0.105, 0.14], large: [0.15, 0.2], xlarge: [0.22, 0.3] } as const;
 export type Size = keyof typeof SIZES;
-const SIZE_NAMES = Object.keys(SIZES) as Size[];
+/** The sizes of the world; `xlarge` only appears in easy scenes. */
+const SIZE_NAMES: readonly Size[] = ['small', 'medium', 'large'];
 
 export const PLAIN_BACKGROUNDS = { white: [248, 248, 248], gray: [128, 128, 128], black: [12, 12, 12] } as const satisfies Record<string, RGB>;
 export const BACKGROUND_NAMES = [...Object.keys(PLAIN_BACKGROUNDS), 'gradient'] as const;
@@ -78,7 +79,7 @@ function jitter(rng: Rng, c: RGB, amount: number): RGB {
 
 function makeBackground(rng: Rng, easy = false): Background {
   if (easy || rng.chance(0.5)) {
-    const name = rng.pick(['white', 'gray', 'black'] as const);
+    const name = easy ? 'gray' : rng.pick(['white', 'gray', 'black'] as const);
     const c = jitter(rng, PLAIN_BACKGROUNDS[name], name === 'gray' ? 8 : 5);
     return { name, tones: [c], paint: (img) => fill(img, c) };
   }
@@ -125,7 +126,7 @@ export function generalCaption(objects: readonly SceneObject[], background: stri
   return `${listPhrase(groups)} on ${background === 'gradient' ? 'a gradient' : `a ${background}`} background`;
 }
 
-const EASY_SIZES: readonly Size[] = ['medium', 'large'];
+const EASY_SIZES: readonly Size[] = ['large', 'xlarge'];
 
 function plan(type: GeneralType, rng: Rng, colors: readonly Color[], easy: boolean): Plan {
   const sizes = easy ? EASY_SIZES : SIZE_NAMES;
@@ -135,7 +136,8 @@ function plan(type: GeneralType, rng: Rng, colors: readonly Color[], easy: boole
     case 'color': {
       const t = randomSpec(rng, colors);
       return {
-        specs: [t, ...others(rng.int(0, 3), (s) => s.shape === t.shape)],
+        // Easy scenes: the shape asked about is alone.
+        specs: [t, ...others(easy ? 0 : rng.int(0, 3), (s) => s.shape === t.shape)],
         question: `what color is the ${t.shape}?`,
         answer: () => ({ answer: t.color, boxes: [] }),
       };
@@ -196,7 +198,7 @@ function place(specs: readonly Spec[], rng: Rng): Placed[] | null {
   for (const spec of specs) {
     let done = false;
     for (let tries = 0; tries < 60 && !done; tries++) {
-      const size = tries < 40 ? spec.size : 'small';
+      const size = tries < 20 ? spec.size : tries < 40 ? (spec.size === 'xlarge' ? 'large' : spec.size) : 'small';
       const [lo, hi] = SIZES[size];
       const r = rng.float(lo, hi);
       const e = 1.2 * r + 0.015;

@@ -54,7 +54,8 @@ export interface WorldOptions {
   /** The question forms to draw from, uniformly (default: all forms of the world). */
   types?: readonly string[];
   /**
-   * General world: easier scenes (plain backgrounds, medium and large shapes only) for the start
+   * General world: easier scenes (a plain grey background, large and extra-large shapes, the
+   * shape of a colour question alone) for the start
    * of pretraining, so the model learns to see before it meets gradients and small shapes.
    */
   easy?: boolean;

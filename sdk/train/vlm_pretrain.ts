@@ -5,7 +5,7 @@
 // continues from there and reproduces the losses of an uninterrupted run bit for bit.
 // At the end the model package goes to `<out>` (savePackage: config.json, tokenizer.json and
 // the three ONNX files).
-// Easy scenes fade out over the first 40% of the steps (PRETRAIN_EASY_FRACTION), the mix of
+// A curriculum (easy colour/shape questions, then easy scenes fading out: see PRETRAIN_WARM_FRACTION), the mix of
 // question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
 // `where is …?` answers get soft targets (PRETRAIN_GROUNDING, DESIGN §1.5).
 import { EdgeTuneError } from '../errors.js';
@@ -31,6 +31,8 @@ export interface PretrainOptions {
   mix?: readonly string[];
   /** Share of the steps over which easy scenes fade out (default PRETRAIN_EASY_FRACTION; 0: none). */
   easyFraction?: number;
+  /** Share of the steps, before the fade, of easy colour and shape questions only (default PRETRAIN_WARM_FRACTION). */
+  warmFraction?: number;
   /** Soft location targets (default PRETRAIN_GROUNDING; null: hard targets). */
   grounding?: { kernel: LabelKernel; mix?: number } | null;
   /** Sequences per step (default 16). */
@@ -68,18 +70,23 @@ export interface PretrainResult {
 export const PRETRAIN_MIX: readonly string[] = ['color', 'color', 'shape', 'count', 'count', 'count', 'exists', 'exists', 'locate', 'locate', 'locate', 'locate', 'caption'];
 
 /**
- * Curriculum: step t draws each sample from the easy general world (plain backgrounds, medium
- * and large shapes) with probability 1 − (t − 1)/(fraction · steps), so easy scenes fade out
- * over the first 40% of the run. From scratch, the model first learns to see big shapes on
- * plain backgrounds; thrown straight into gradients and small shapes it learns the language's
- * priors and ignores the image rows.
+ * Curriculum. From scratch, a model fed the whole world at once learns the language's priors
+ * (answer forms, frequent words) and then ignores the image rows for good. So:
+ * 1. warm-up (the first PRETRAIN_WARM_FRACTION of the steps): only `what color is the …?` and
+ *    `what shape is this?` about one medium or large shape on a plain background — answers the
+ *    question alone cannot guess, so the only way down is to look;
+ * 2. every question form, each sample easy with probability 1 − (t − t₀)/(fraction · steps),
+ *    fading out over the next PRETRAIN_EASY_FRACTION of the steps;
+ * 3. the whole general world.
  */
+export const PRETRAIN_WARM_FRACTION = 0.2;
 export const PRETRAIN_EASY_FRACTION = 0.4;
+export const PRETRAIN_WARM_MIX: readonly string[] = ['color', 'shape'];
 
-/** Whether sample `i` of step t is easy (a fixed hash of i against the fading probability). */
-export function easySample(i: number, t: number, steps: number, fraction: number): boolean {
+/** Whether sample `i` of step t (t > warm-up steps t₀) is easy (a fixed hash of i against the fading probability). */
+export function easySample(i: number, t: number, steps: number, fraction: number, warmSteps = 0): boolean {
   if (fraction <= 0) return false;
-  const p = 1 - (t - 1) / (fraction * steps);
+  const p = 1 - (t - 1 - warmSteps) / (fraction * steps);
   if (p <= 0) return false;
   const h = Math.imul(i + 1, 0x9e3779b1) >>> 0;
   return h / 2 ** 32 < p;
@@ -163,6 +170,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const ckDir = o.checkpointDir ?? `${o.out}/checkpoint`;
   const mix = o.mix ?? PRETRAIN_MIX;
   const easyFraction = o.easyFraction ?? PRETRAIN_EASY_FRACTION;
+  const warmSteps = Math.round(steps * (o.warmFraction ?? PRETRAIN_WARM_FRACTION));
   const grounding = o.grounding === undefined ? PRETRAIN_GROUNDING : (o.grounding ?? undefined);
   const ckEvery = o.checkpointEvery ?? 200;
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
@@ -179,7 +187,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const t0 = performance.now();
   while (trainer.step < last) {
     const t = trainer.step + 1;
-    const mb = pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction));
+    const mb = t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true) : pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps));
     const ts = performance.now();
     const r = await trainer.trainStep(mb);
     const dt = performance.now() - ts;
