@@ -9,6 +9,7 @@
 // Zero-size images and bytes that are neither PNG nor JPEG → INVALID_ARGUMENT; more than
 // MAX_IMAGE_PIXELS → TOO_LARGE.
 import { EdgeTuneError } from '../errors.js';
+import { readBytes } from '../io.js';
 import { checkImage, type RGBAImage } from './image.js';
 import { decodeJPEG, isJPEG } from './jpeg.js';
 import { decodePNG, isPNG } from './png.js';
@@ -37,28 +38,6 @@ export function decodeImage(bytes: Uint8Array): RGBAImage {
   if (isPNG(bytes)) return decodePNG(bytes);
   if (isJPEG(bytes)) return decodeJPEG(bytes);
   throw new EdgeTuneError('INVALID_ARGUMENT', `the image bytes are neither PNG nor JPEG (they start ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ')}); pass PNG or JPEG bytes, or RGBA pixels as { width, height, data }`);
-}
-
-const inNode = () => !!(globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
-
-async function readSource(source: string): Promise<Uint8Array> {
-  if (/^(https?|blob|data):/.test(source) || !inNode()) {
-    const base = (globalThis as { location?: { href: string } }).location?.href;
-    let res: Response;
-    try {
-      res = await fetch(new URL(source, base).toString());
-    } catch (cause) {
-      throw new EdgeTuneError('INVALID_ARGUMENT', `cannot fetch the image ${source}: ${String(cause)}`, { cause });
-    }
-    if (!res.ok) throw new EdgeTuneError('INVALID_ARGUMENT', `cannot fetch the image ${source}: HTTP ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
-  }
-  const fs = await import('node:fs/promises');
-  try {
-    return new Uint8Array(await fs.readFile(source));
-  } catch (cause) {
-    throw new EdgeTuneError('INVALID_ARGUMENT', `cannot read the image file ${source}: ${(cause as Error).message}`, { cause });
-  }
 }
 
 function isPixels(x: unknown): x is { width: number; height: number; data: ArrayLike<number> } {
@@ -90,7 +69,7 @@ function canvas2d(w: number, h: number): Ctx2D {
 /** Reads any accepted image form into RGBA 8-bit. */
 export async function readImage(input: ImageInput): Promise<RGBAImage> {
   if (input === null || input === undefined) throw new EdgeTuneError('INVALID_ARGUMENT', 'no image given');
-  if (typeof input === 'string') return decodeImage(await readSource(input));
+  if (typeof input === 'string') return decodeImage(await readBytes(input, 'INVALID_ARGUMENT', 'pass a PNG or JPEG path or URL'));
   if (input instanceof Uint8Array) return decodeImage(input);
   if (input instanceof ArrayBuffer) return decodeImage(new Uint8Array(input));
   const g = globalThis as { Blob?: typeof Blob };

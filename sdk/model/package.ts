@@ -9,6 +9,7 @@
 // Errors: an unknown `family` → UNKNOWN_FAMILY; missing or unreadable files and configs that do
 // not match the ONNX → BAD_CONFIG; corrupt ONNX → BAD_ONNX.
 import { EdgeTuneError } from '../errors.js';
+import { isRemote, readBytes } from '../io.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { DECODER_FILE, exportOnnxPackage, VISION_FILE } from './export.js';
 import { loadDecoderWeights, loadVisionWeights, parseOnnx } from './onnx_read.js';
@@ -25,31 +26,8 @@ export interface PackageConfig extends VlmConfig {
   boxCodec: unknown;
 }
 
-function inNode(): boolean {
-  const g = globalThis as { process?: { versions?: { node?: string } } };
-  return !!g.process?.versions?.node;
-}
-
-async function readFile(source: string, name: string): Promise<Uint8Array> {
-  if (/^(https?|blob):/.test(source) || !inNode()) {
-    const base = (globalThis as { location?: { href: string } }).location?.href;
-    const url = new URL(name, new URL(source.endsWith('/') ? source : `${source}/`, base)).toString();
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (cause) {
-      throw new EdgeTuneError('BAD_CONFIG', `cannot fetch ${url}: ${String(cause)}; check the model URL`, { cause });
-    }
-    if (!res.ok) throw new EdgeTuneError('BAD_CONFIG', `cannot fetch ${url}: HTTP ${res.status}; check the model URL`);
-    return new Uint8Array(await res.arrayBuffer());
-  }
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  try {
-    return new Uint8Array(await fs.readFile(path.join(source, name)));
-  } catch (cause) {
-    throw new EdgeTuneError('BAD_CONFIG', `cannot read ${path.join(source, name)}: ${(cause as Error).message}; is ${source} a model package?`, { cause });
-  }
+function readFile(source: string, name: string): Promise<Uint8Array> {
+  return readBytes(name, 'BAD_CONFIG', isRemote(source) ? 'check the model URL' : `is ${source} a model package?`, source);
 }
 
 function parseJson(bytes: Uint8Array, what: string): unknown {
