@@ -3,12 +3,13 @@
 // heads), the reference's backward against central finite differences, the KV cache against
 // full recomputation, and the argument errors.
 import { describe, expect, it } from 'vitest';
-import { Attention, EdgeTuneError, KVCache, Tensor, ops } from '../sdk/index.js';
+import { Attention, KVCache, Tensor, ops } from '../sdk/index.js';
 import { testRuntime } from './helpers/runtime.js';
 import { randn, relError } from './helpers/reference.js';
 import {
   attentionBackwardRef, attentionLossRef, attentionRef, finiteDiff, type AttentionRefInput,
 } from './helpers/attention_ref.js';
+import { expectCode, expectRejects } from './helpers/errors.js';
 
 const TOL = 1e-4;
 
@@ -33,23 +34,6 @@ function problem(c: Case, seed: number) {
     v: randn(nk, seed + 2),
     dout: randn(nq, seed + 3),
   };
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const err = await promise.then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
-}
-
-function expectThrowCode(fn: () => unknown, code: string): void {
-  let err: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
 }
 
 const name = (c: Case) =>
@@ -149,21 +133,21 @@ describe('ops.attention / attentionBackward against float64', () => {
   it('rejects bad sizes, heads, masks and non-finite inputs', async () => {
     const rt = await testRuntime();
     const p = problem({ batch: 2, seq: 5, heads: 4, kvHeads: 2, headDim: 8, prefix: 0 }, 5);
-    await expectCode(ops.attention(rt, { ...p, q: p.q.slice(1) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.attention(rt, { ...p, k: new Float32Array(p.q.length) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.attentionBackward(rt, { ...p, dout: p.dout.slice(0, 8) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.attention(rt, { ...p, kvHeads: 3 }), 'INVALID_ARGUMENT');
-    await expectCode(ops.attention(rt, { ...p, headDim: 0 }), 'INVALID_ARGUMENT');
-    await expectCode(ops.attention(rt, { ...p, lengths: [5] }), 'SHAPE_MISMATCH');
-    await expectCode(ops.attention(rt, { ...p, lengths: [5, 6] }), 'OUT_OF_RANGE');
-    await expectCode(ops.attention(rt, { ...p, prefix: 6 }), 'OUT_OF_RANGE');
-    await expectCode(ops.attention(rt, { ...p, prefix: [1, 2, 3] }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.attention(rt, { ...p, q: p.q.slice(1) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.attention(rt, { ...p, k: new Float32Array(p.q.length) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.attentionBackward(rt, { ...p, dout: p.dout.slice(0, 8) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.attention(rt, { ...p, kvHeads: 3 }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.attention(rt, { ...p, headDim: 0 }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.attention(rt, { ...p, lengths: [5] }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.attention(rt, { ...p, lengths: [5, 6] }), 'OUT_OF_RANGE');
+    await expectRejects(ops.attention(rt, { ...p, prefix: 6 }), 'OUT_OF_RANGE');
+    await expectRejects(ops.attention(rt, { ...p, prefix: [1, 2, 3] }), 'SHAPE_MISMATCH');
     const bad = p.k.slice();
     bad[17] = NaN;
-    await expectCode(ops.attention(rt, { ...p, k: bad }), 'NON_FINITE');
+    await expectRejects(ops.attention(rt, { ...p, k: bad }), 'NON_FINITE');
     const inf = p.dout.slice();
     inf[3] = -Infinity;
-    await expectCode(ops.attentionBackward(rt, { ...p, dout: inf }), 'NON_FINITE');
+    await expectRejects(ops.attentionBackward(rt, { ...p, dout: inf }), 'NON_FINITE');
   });
 });
 
@@ -196,14 +180,14 @@ describe('nn Attention', () => {
     const attn = new Attention(rt, { heads: 4, kvHeads: 2, headDim: 8 });
     const q = Tensor.zeros(rt, [10, 32]), k = Tensor.zeros(rt, [10, 16]);
     const batch = rt.batch('test.attention.errors');
-    await expectCode(attn.backward(batch, q), 'INVALID_ARGUMENT');
-    await expectCode(attn.forward(batch, q, q, k, { batch: 2, seq: 5 }), 'SHAPE_MISMATCH');
-    await expectCode(attn.forward(batch, q, k, k, { batch: 2, seq: 6 }), 'SHAPE_MISMATCH');
+    await expectRejects(attn.backward(batch, q), 'INVALID_ARGUMENT');
+    await expectRejects(attn.forward(batch, q, q, k, { batch: 2, seq: 5 }), 'SHAPE_MISMATCH');
+    await expectRejects(attn.forward(batch, q, k, k, { batch: 2, seq: 6 }), 'SHAPE_MISMATCH');
     attn.training = false;
     await attn.forward(batch, q, k, k, { batch: 2, seq: 5 });
-    await expectCode(attn.backward(batch, q), 'INVALID_ARGUMENT');
+    await expectRejects(attn.backward(batch, q), 'INVALID_ARGUMENT');
     await batch.submit();
-    expectThrowCode(() => new Attention(rt, { heads: 6, kvHeads: 4, headDim: 8 }), 'INVALID_ARGUMENT');
+    expectCode(() => new Attention(rt, { heads: 6, kvHeads: 4, headDim: 8 }), 'INVALID_ARGUMENT');
     for (const t of [q, k]) t.release();
     attn.clear();
   });
@@ -271,16 +255,16 @@ describe('KV cache', () => {
     const cache = new KVCache(rt, { layers: 1, batch: 1, maxPositions: 6, kvHeads: 2, headDim: 8 });
     const q = Tensor.zeros(rt, [3, 32]), k = Tensor.zeros(rt, [3, 16]);
     const batch = rt.batch('test.cache.errors');
-    await expectCode(attn.forwardCached(batch, q, k, k, cache, 0, { n: 3, prefix: 4 }), 'INVALID_ARGUMENT');
-    await expectCode(attn.forwardCached(batch, q, k, k, cache, 0, { n: 3, prefix: 7 }), 'OUT_OF_RANGE');
-    await expectCode(attn.forwardCached(batch, q, k, k, cache, 1, { n: 3 }), 'OUT_OF_RANGE');
-    await expectCode(attn.forwardCached(batch, q, q, k, cache, 0, { n: 3 }), 'SHAPE_MISMATCH');
+    await expectRejects(attn.forwardCached(batch, q, k, k, cache, 0, { n: 3, prefix: 4 }), 'INVALID_ARGUMENT');
+    await expectRejects(attn.forwardCached(batch, q, k, k, cache, 0, { n: 3, prefix: 7 }), 'OUT_OF_RANGE');
+    await expectRejects(attn.forwardCached(batch, q, k, k, cache, 1, { n: 3 }), 'OUT_OF_RANGE');
+    await expectRejects(attn.forwardCached(batch, q, q, k, cache, 0, { n: 3 }), 'SHAPE_MISMATCH');
     await attn.forwardCached(batch, q, k, k, cache, 0, { n: 3, prefix: 3 });
     await attn.forwardCached(batch, q, k, k, cache, 0, { n: 3, prefix: 3 });
-    await expectCode(attn.forwardCached(batch, q, k, k, cache, 0, { n: 1 }), 'OUT_OF_RANGE');
+    await expectRejects(attn.forwardCached(batch, q, k, k, cache, 0, { n: 1 }), 'OUT_OF_RANGE');
     await batch.submit();
     const other = new KVCache(rt, { layers: 1, batch: 1, maxPositions: 6, kvHeads: 1, headDim: 8 });
-    await expectCode(attn.forwardCached(rt.batch(), q, k, k, other, 0, { n: 1 }), 'SHAPE_MISMATCH');
+    await expectRejects(attn.forwardCached(rt.batch(), q, k, k, other, 0, { n: 1 }), 'SHAPE_MISMATCH');
     for (const x of [q, k]) x.release();
     cache.release();
     other.release();

@@ -1,21 +1,11 @@
 // Box codecs (sdk/model/box_codec.ts): Kosmos-2 patch2d, PaliGemma / Florence-2 bins1d.
 import { describe, expect, it } from 'vitest';
 import {
-  EdgeTuneError, FLORENCE2_CODEC, KOSMOS2_CODEC, PALIGEMMA_CODEC, boxLabelPoints, boxToTokenIds, decodeBox, encodeBox,
+  FLORENCE2_CODEC, KOSMOS2_CODEC, PALIGEMMA_CODEC, boxLabelPoints, boxToTokenIds, decodeBox, encodeBox,
   isLocToken, locCells, pointCell, tokenIdsToBox, type Box, type LocCodec,
 } from '../sdk/index.js';
 import { rng } from './helpers/reference.js';
-
-function expectCode(fn: () => unknown, code: string): void {
-  let err: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
-}
+import { expectCode } from './helpers/errors.js';
 
 function randomBoxes(n: number, seed: number): Box[] {
   const r = rng(seed);

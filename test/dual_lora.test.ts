@@ -1,12 +1,13 @@
 // Dual-LoRA kernels (shaders/dual_lora.wgsl), ops.dualLoraForward/dualLoraBackward and nn Linear
 // against a float64 CPU reference; the reference's gradients against central finite differences.
 import { describe, expect, it } from 'vitest';
-import { EdgeTuneError, Linear, Tensor, dropoutMask, dropoutStepSeed, ops } from '../sdk/index.js';
+import { Linear, Tensor, dropoutMask, dropoutStepSeed, ops } from '../sdk/index.js';
 import { testRuntime } from './helpers/runtime.js';
 import { randn, relError } from './helpers/reference.js';
 import {
   dualLoraBackwardRef, dualLoraForwardRef, finiteDiff, keepFactors, lossRef, type DualLoraRefGrads, type DualLoraRefInput,
 } from './helpers/lora_ref.js';
+import { expectRejects } from './helpers/errors.js';
 
 const TOL = 1e-4;
 
@@ -31,12 +32,6 @@ const GRADS = ['dx', 'da', 'dt', 'db', 'dgamma', 'dbeta'] as const;
 
 function expectGrads(got: Record<(typeof GRADS)[number], ArrayLike<number>>, want: DualLoraRefGrads, tol = TOL): void {
   for (const g of GRADS) expect(relError(got[g], want[g]), g).toBeLessThan(tol);
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const err = await promise.then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
 }
 
 /** A Dual-LoRA Linear holding the problem's parameters. */
@@ -158,16 +153,16 @@ describe('ops.dualLoraForward / dualLoraBackward against float64', () => {
   it('rejects inconsistent sizes with SHAPE_MISMATCH and bad values with NON_FINITE', async () => {
     const rt = await testRuntime();
     const p = problem(6, 5, 7, 3, 1);
-    await expectCode(ops.dualLoraForward(rt, { ...p, t: randn(5 * 2, 1) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.dualLoraForward(rt, { ...p, gamma: randn(4, 1) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.dualLoraBackward(rt, { ...p, beta: randn(2, 1) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.dualLoraBackward(rt, { ...p, w: randn(5 * 8, 1) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.dualLoraForward(rt, { ...p, t: randn(5 * 2, 1) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.dualLoraForward(rt, { ...p, gamma: randn(4, 1) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.dualLoraBackward(rt, { ...p, beta: randn(2, 1) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.dualLoraBackward(rt, { ...p, w: randn(5 * 8, 1) }), 'SHAPE_MISMATCH');
     const nan = (x: Float32Array, i: number) => Float32Array.from(x, (e, j) => (j === i ? NaN : e));
-    await expectCode(ops.dualLoraForward(rt, { ...p, gamma: nan(p.gamma, 1) }), 'NON_FINITE');
-    await expectCode(ops.dualLoraForward(rt, { ...p, t: nan(p.t, 3) }), 'NON_FINITE');
-    await expectCode(ops.dualLoraBackward(rt, { ...p, beta: Float32Array.from(p.beta, () => Infinity) }), 'NON_FINITE');
-    await expectCode(ops.dualLoraBackward(rt, { ...p, dy: nan(p.dy, 0) }), 'NON_FINITE');
-    await expectCode(ops.dualLoraForward(rt, { ...p, eps: 0 }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.dualLoraForward(rt, { ...p, gamma: nan(p.gamma, 1) }), 'NON_FINITE');
+    await expectRejects(ops.dualLoraForward(rt, { ...p, t: nan(p.t, 3) }), 'NON_FINITE');
+    await expectRejects(ops.dualLoraBackward(rt, { ...p, beta: Float32Array.from(p.beta, () => Infinity) }), 'NON_FINITE');
+    await expectRejects(ops.dualLoraBackward(rt, { ...p, dy: nan(p.dy, 0) }), 'NON_FINITE');
+    await expectRejects(ops.dualLoraForward(rt, { ...p, eps: 0 }), 'INVALID_ARGUMENT');
   });
 });
 

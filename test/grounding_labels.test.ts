@@ -2,12 +2,13 @@
 // float64 definition (DESIGN §1.5), and the properties a label must have.
 import { describe, expect, it } from 'vitest';
 import {
-  EdgeTuneError, SOFT_TARGET, encodeBox, labelAnchors, ops, pointCell, recordGroundingLabels,
+  SOFT_TARGET, encodeBox, labelAnchors, ops, pointCell, recordGroundingLabels,
   type LabelKernel, type LocCodec,
 } from '../sdk/index.js';
 import { testRuntime } from './helpers/runtime.js';
 import { rng } from './helpers/reference.js';
 import { labelRow, maxRelErr } from './helpers/loss_ref.js';
+import { expectRejects } from './helpers/errors.js';
 
 const INV: LabelKernel = { kind: 'inverse', power: 1, eps: 0.1, radius: 2.5 };
 const INV2: LabelKernel = { kind: 'inverse', power: 2, eps: 0.5, radius: Infinity };
@@ -45,12 +46,6 @@ function dist(codec: LocCodec, pts: number[], i: number, k: number): number {
   }
   if (codec.quantize === 'round') return Math.abs(k - pts[i]! * (codec.bins - 1));
   return Math.abs(k + 0.5 - pts[i]! * codec.bins);
-}
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const err = await p.then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
 }
 
 const CODECS: LocCodec[] = [
@@ -217,16 +212,16 @@ describe('argument checks', () => {
   const codec: LocCodec = { kind: 'patch2d', grid: 4 };
   it('OUT_OF_RANGE for a point outside [0, 1], NON_FINITE for NaN', async () => {
     const rt = await testRuntime();
-    await expectCode(ops.groundingLabels(rt, { codec, points: [0.5, 1.01], kernel: INV }), 'OUT_OF_RANGE');
-    await expectCode(ops.groundingLabels(rt, { codec, points: [-0.01, 0.5], kernel: INV }), 'OUT_OF_RANGE');
-    await expectCode(ops.groundingLabels(rt, { codec: { kind: 'bins1d', bins: 8 }, points: [2], kernel: GAUSS }), 'OUT_OF_RANGE');
-    await expectCode(ops.groundingLabels(rt, { codec, points: [NaN, 0.5], kernel: INV }), 'NON_FINITE');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [0.5, 1.01], kernel: INV }), 'OUT_OF_RANGE');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [-0.01, 0.5], kernel: INV }), 'OUT_OF_RANGE');
+    await expectRejects(ops.groundingLabels(rt, { codec: { kind: 'bins1d', bins: 8 }, points: [2], kernel: GAUSS }), 'OUT_OF_RANGE');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [NaN, 0.5], kernel: INV }), 'NON_FINITE');
   });
   it('SHAPE_MISMATCH for an odd number of patch2d coordinates or no points', async () => {
     const rt = await testRuntime();
-    await expectCode(ops.groundingLabels(rt, { codec, points: [0.5, 0.5, 0.5], kernel: INV }), 'SHAPE_MISMATCH');
-    await expectCode(ops.groundingLabels(rt, { codec, points: [], kernel: INV }), 'SHAPE_MISMATCH');
-    await expectCode(ops.groundingLabels(rt, { codec, points: [0.5, 0.5], kernel: INV, ends: [true, false] }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [0.5, 0.5, 0.5], kernel: INV }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [], kernel: INV }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [0.5, 0.5], kernel: INV, ends: [true, false] }), 'SHAPE_MISMATCH');
   });
   it('INVALID_ARGUMENT for bad kernels, mix or codec', async () => {
     const rt = await testRuntime();
@@ -238,9 +233,9 @@ describe('argument checks', () => {
       { kind: 'gaussian', sigma: NaN },
       { kind: 'box' } as unknown as LabelKernel,
     ];
-    for (const kernel of bad) await expectCode(ops.groundingLabels(rt, { codec, points: [0.5, 0.5], kernel }), 'INVALID_ARGUMENT');
-    await expectCode(ops.groundingLabels(rt, { codec, points: [0.5, 0.5], kernel: INV, mix: 1.5 }), 'INVALID_ARGUMENT');
-    await expectCode(ops.groundingLabels(rt, { codec: { kind: 'patch2d', grid: 0 }, points: [0.5, 0.5], kernel: INV }), 'INVALID_ARGUMENT');
-    await expectCode(ops.groundingLabels(rt, { codec: { kind: 'bins1d', bins: 16, quantize: 'ceil' } as unknown as LocCodec, points: [0.5], kernel: INV }), 'INVALID_ARGUMENT');
+    for (const kernel of bad) await expectRejects(ops.groundingLabels(rt, { codec, points: [0.5, 0.5], kernel }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.groundingLabels(rt, { codec, points: [0.5, 0.5], kernel: INV, mix: 1.5 }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.groundingLabels(rt, { codec: { kind: 'patch2d', grid: 0 }, points: [0.5, 0.5], kernel: INV }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.groundingLabels(rt, { codec: { kind: 'bins1d', bins: 16, quantize: 'ceil' } as unknown as LocCodec, points: [0.5], kernel: INV }), 'INVALID_ARGUMENT');
   });
 });

@@ -8,6 +8,7 @@ import { createImage, type RGBAImage } from '../sdk/data/image.js';
 import { decodeJPEG, isJPEG } from '../sdk/data/jpeg.js';
 import { encodePNG } from '../sdk/data/png.js';
 import { Rng } from '../sdk/data/rng.js';
+import { expectCode } from './helpers/errors.js';
 
 const dir = new URL('./fixtures/jpeg/', import.meta.url);
 const load = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, dir)));
@@ -53,19 +54,6 @@ const FIXTURES: [string, number, number, 'ycc' | 'gray' | 'rgb'][] = [
   ['rgb_adobe', 37, 23, 'rgb'],
   ['tiny_420', 3, 5, 'ycc'],
 ];
-
-/** Throws unless fn returns normally or throws EdgeTuneError INVALID_ARGUMENT; returns the error. */
-function expectInvalid(fn: () => unknown): EdgeTuneError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe('INVALID_ARGUMENT');
-  return err as EdgeTuneError;
-}
 
 /** Either an image of the given size or an INVALID_ARGUMENT EdgeTuneError; what it was. */
 function decodeOrInvalid(bytes: Uint8Array, width: number, height: number, what: string): 'image' | 'error' {
@@ -153,7 +141,7 @@ describe('bad input', () => {
 
   test('cut inside the scan data says truncated', () => {
     const bytes = load('baseline_444.jpg');
-    const err = expectInvalid(() => decodeJPEG(bytes.subarray(0, bytes.length - 200)));
+    const err = expectCode(() => decodeJPEG(bytes.subarray(0, bytes.length - 200)), 'INVALID_ARGUMENT');
     expect(err.message).toMatch(/not a readable JPEG: truncated/);
   });
 
@@ -184,7 +172,7 @@ describe('bad input', () => {
       0xff, 0xd9,
     ]);
     expect(isJPEG(sof9)).toBe(true);
-    expect(expectInvalid(() => decodeJPEG(sof9)).message).toMatch(/unsupported JPEG: arithmetic/);
+    expect(expectCode(() => decodeJPEG(sof9), 'INVALID_ARGUMENT').message).toMatch(/unsupported JPEG: arithmetic/);
   });
 
   test('other frame types and 12-bit samples are unsupported', () => {
@@ -193,12 +181,12 @@ describe('bad input', () => {
     for (const [marker, what] of [[0xc3, /lossless/], [0xc5, /hierarchical/], [0xca, /arithmetic/]] as const) {
       const bad = bytes.slice();
       bad[sof + 1] = marker;
-      expect(expectInvalid(() => decodeJPEG(bad)).message).toMatch(what);
+      expect(expectCode(() => decodeJPEG(bad), 'INVALID_ARGUMENT').message).toMatch(what);
     }
     const twelve = bytes.slice();
     twelve[sof + 1] = 0xc1;
     twelve[sof + 4] = 12;
-    expect(expectInvalid(() => decodeJPEG(twelve)).message).toMatch(/unsupported JPEG: 12-bit/);
+    expect(expectCode(() => decodeJPEG(twelve), 'INVALID_ARGUMENT').message).toMatch(/unsupported JPEG: 12-bit/);
   });
 
   test('oversized images are TOO_LARGE', () => {
@@ -215,9 +203,9 @@ describe('bad input', () => {
   });
 
   test('a PNG and other non-JPEG input', () => {
-    expect(expectInvalid(() => decodeJPEG(encodePNG(createImage(4, 3)))).message).toMatch(/not a readable JPEG/);
-    expectInvalid(() => decodeJPEG(new Uint8Array(0)));
-    expectInvalid(() => decodeJPEG(new Uint8Array([0xff, 0xd8, 0xff, 0xd9])));
-    expectInvalid(() => decodeJPEG('not bytes' as unknown as Uint8Array));
+    expect(expectCode(() => decodeJPEG(encodePNG(createImage(4, 3))), 'INVALID_ARGUMENT').message).toMatch(/not a readable JPEG/);
+    expectCode(() => decodeJPEG(new Uint8Array(0)), 'INVALID_ARGUMENT');
+    expectCode(() => decodeJPEG(new Uint8Array([0xff, 0xd8, 0xff, 0xd9])), 'INVALID_ARGUMENT');
+    expectCode(() => decodeJPEG('not bytes' as unknown as Uint8Array), 'INVALID_ARGUMENT');
   });
 });

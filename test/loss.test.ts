@@ -4,7 +4,7 @@
 // magnitude (meanTol: GEM can be ~0 or negative while its rows are not).
 import { describe, expect, it } from 'vitest';
 import {
-  EdgeTuneError, IGNORE_INDEX, SOFT_TARGET, labelAnchors, logitsBytes, ops, recordGroundingLabels, recordLoss,
+  IGNORE_INDEX, SOFT_TARGET, labelAnchors, logitsBytes, ops, recordGroundingLabels, recordLoss,
   type LossSchedule, type Runtime,
 } from '../sdk/index.js';
 import { testRuntime } from './helpers/runtime.js';
@@ -12,6 +12,7 @@ import { randn, rng } from './helpers/reference.js';
 import {
   ceRow, gemFrozen, gemRow, labelRow, lossRef, lossRefPairs, maxRelErr, meanTol, rowPairs, softmaxes, type H, type Pairs,
 } from './helpers/loss_ref.js';
+import { expectRejects } from './helpers/errors.js';
 
 const HS: H[] = ['linear', 'logsigmoid'];
 
@@ -36,12 +37,6 @@ function softTargets(rows: number, V: number, support: number, seed: number, zer
     [...cols].forEach((c, k) => (q[i * V + c] = w[k]! / sum));
   }
   return q;
-}
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const err = await p.then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
 }
 
 describe('gemLoss / crossEntropy vs float64', () => {
@@ -360,43 +355,43 @@ describe('argument checks', () => {
     const rt = await testRuntime();
     const bad = logits.slice();
     bad[3] = NaN;
-    await expectCode(ops.gemLoss(rt, { logits: bad, rows, vocab: V, targets: new Int32Array([0, 1]) }), 'NON_FINITE');
+    await expectRejects(ops.gemLoss(rt, { logits: bad, rows, vocab: V, targets: new Int32Array([0, 1]) }), 'NON_FINITE');
     bad[3] = Infinity;
-    await expectCode(ops.crossEntropy(rt, { logits: bad, rows, vocab: V, targets: new Int32Array([0, 1]) }), 'NON_FINITE');
+    await expectRejects(ops.crossEntropy(rt, { logits: bad, rows, vocab: V, targets: new Int32Array([0, 1]) }), 'NON_FINITE');
     const q = softTargets(rows, V, 2, 72);
     q[1] = Infinity;
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: q } }), 'NON_FINITE');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: q } }), 'NON_FINITE');
   });
   it('INVALID_ARGUMENT for a soft row that is not a distribution, a bad β or h', async () => {
     const rt = await testRuntime();
     const q = softTargets(rows, V, 2, 73);
     const off = q.slice();
     for (let j = 0; j < V; j++) off[j]! *= 1.001;
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: off } }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: off } }), 'INVALID_ARGUMENT');
     const neg = new Float32Array(rows * V);
     neg[0] = 1.5;
     neg[1] = -0.5;
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: neg } }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: neg } }), 'INVALID_ARGUMENT');
     // Within ±1e-4 is accepted.
     const near = q.slice();
     for (let j = 0; j < V; j++) if (near[j]) { near[j]! += 5e-5; break; }
     await expect(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: near } })).resolves.toBeTruthy();
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, 1]), beta: 0 }), 'INVALID_ARGUMENT');
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, 1]), beta: NaN }), 'INVALID_ARGUMENT');
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, 1]), h: 'relu' as H }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, 1]), beta: 0 }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, 1]), beta: NaN }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, 1]), h: 'relu' as H }), 'INVALID_ARGUMENT');
   });
   it('OUT_OF_RANGE for a target index outside [0, vocab) other than −100', async () => {
     const rt = await testRuntime();
     for (const y of [V, -1, -101, SOFT_TARGET]) {
-      await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, y]) }), 'OUT_OF_RANGE');
+      await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0, y]) }), 'OUT_OF_RANGE');
     }
   });
   it('SHAPE_MISMATCH / INVALID_ARGUMENT for wrong shapes and types', async () => {
     const rt = await testRuntime();
-    await expectCode(ops.gemLoss(rt, { logits: logits.subarray(1), rows, vocab: V, targets: new Int32Array([0, 1]) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0]) }), 'SHAPE_MISMATCH');
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: new Float32Array(3) } }), 'SHAPE_MISMATCH');
-    await expectCode(ops.gemLoss(rt, { logits, rows: 0, vocab: V, targets: new Int32Array(0) }), 'INVALID_ARGUMENT');
-    await expectCode(ops.gemLoss(rt, { logits, rows, vocab: V, targets: [0, 1] as unknown as Int32Array }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits: logits.subarray(1), rows, vocab: V, targets: new Int32Array([0, 1]) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: new Int32Array([0]) }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: { soft: new Float32Array(3) } }), 'SHAPE_MISMATCH');
+    await expectRejects(ops.gemLoss(rt, { logits, rows: 0, vocab: V, targets: new Int32Array(0) }), 'INVALID_ARGUMENT');
+    await expectRejects(ops.gemLoss(rt, { logits, rows, vocab: V, targets: [0, 1] as unknown as Int32Array }), 'INVALID_ARGUMENT');
   });
 });

@@ -1,23 +1,12 @@
 // PNG encode/decode and the pure-TS inflate, against node:zlib and hand-built files.
 import * as zlib from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import { EdgeTuneError } from '../sdk/errors.js';
 import { createImage, type RGBAImage } from '../sdk/data/image.js';
 import { zlibInflate, zlibStore } from '../sdk/data/inflate.js';
 import { crc32, decodePNG, encodePNG } from '../sdk/data/png.js';
 import { Rng } from '../sdk/data/rng.js';
 import { sample } from '../sdk/data/worlds.js';
-
-function expectCode(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
-}
+import { expectCode } from './helpers/errors.js';
 
 function randomImage(w: number, h: number, seed: number, alpha = true): RGBAImage {
   const r = new Rng(seed);

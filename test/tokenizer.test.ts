@@ -1,27 +1,16 @@
 // The word-level tokenizer and the committed models/tiny-vlm/tokenizer.json.
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { EdgeTuneError } from '../sdk/errors.js';
 import { PALIGEMMA_CODEC } from '../sdk/model/box_codec.js';
 import { Tokenizer, locTokenCell, locTokenName, type TokenizerJSON } from '../sdk/model/tokenizer.js';
 import { formatAnswer, parseAnswer } from '../sdk/data/answer.js';
 import { buildTokenizerJSON, TINY_VLM_CODEC } from '../sdk/data/vocab.js';
 import { sampleSplit } from '../sdk/data/worlds.js';
+import { expectCode } from './helpers/errors.js';
 
 const FILE = 'models/tiny-vlm/tokenizer.json';
 const text = readFileSync(FILE, 'utf8');
 const tok = Tokenizer.fromJSON(text);
-
-function expectCode(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
-}
 
 describe('tokenizer.json', () => {
   test('is what scripts/make-tokenizer.mjs writes today', () => {

@@ -1,7 +1,6 @@
 // The synthetic worlds: determinism, splits, every question form with answers checked
 // against the scene and the rendered pixels, answer formatting, image helpers.
 import { describe, expect, test } from 'vitest';
-import { EdgeTuneError } from '../sdk/errors.js';
 import { FLORENCE2_CODEC, PALIGEMMA_CODEC, type LocCodec } from '../sdk/model/box_codec.js';
 import { formatAnswer, parseAnswer } from '../sdk/data/answer.js';
 import { COLORS, COLOR_NAMES, colorDistance, generalCaption, generalShapeMask, GENERAL_TYPES, SHAPES, type Color, type Shape } from '../sdk/data/general.js';
@@ -12,20 +11,10 @@ import { numberWord, plural, textWords } from '../sdk/data/text.js';
 import type { LabeledBox, Sample } from '../sdk/data/types.js';
 import { TINY_VLM_CODEC } from '../sdk/data/vocab.js';
 import { sample, sampleSplit, seedSplit, SPLIT_SIZE, splitSeed, worldWords } from '../sdk/data/worlds.js';
+import { expectCode } from './helpers/errors.js';
 
 function samples(world: 'general' | 'inspection', n: number, types?: readonly string[], from = 0): Sample[] {
   return Array.from({ length: n }, (_, i) => sampleSplit(world, 'train', from + i, types ? { types } : {}));
-}
-
-function expectCode(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(EdgeTuneError);
-  expect((err as EdgeTuneError).code).toBe(code);
 }
 
 function sameBox(a: LabeledBox, b: LabeledBox): void {
