@@ -11,6 +11,7 @@ import { Tensor } from '../gpu/tensor.js';
 import { IGNORE_INDEX, recordLoss, SOFT_TARGET, type GemH, type SoftTable } from '../kernels/loss.js';
 import { checkIds } from '../kernels/embedding.js';
 import type { AdapterConfig, LlamaDecoder } from '../nn/decoder.js';
+import { Activations } from '../nn/module.js';
 import { RopeTable } from '../nn/rope.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
 import { learningRate, type LrSchedule } from './schedule.js';
@@ -73,25 +74,20 @@ export class Trainer {
   readonly optimizer: AdamW;
   private stepCount = 0;
   private readonly lossOut: Tensor[] = [];
-  private readonly bufs = new Map<string, Tensor>();
+  /** Host-written and scratch buffers by slot and shape (allocated once, reused every step). */
+  private readonly bufs: Activations;
 
   constructor(rt: Runtime, model: LlamaDecoder, opts: TrainerOptions) {
     this.rt = rt;
     this.model = model;
     this.opts = opts;
+    this.bufs = new Activations(rt);
     model.setMode(opts.mode, opts.adapter);
     this.optimizer = new AdamW(rt, model.params(), opts);
   }
 
   get step(): number {
     return this.stepCount;
-  }
-
-  private buf(key: string, shape: number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
-    const k = `${key}:${shape.join('x')}`;
-    let t = this.bufs.get(k);
-    if (!t) this.bufs.set(k, (t = Tensor.empty(this.rt, shape, { dtype })));
-    return t;
   }
 
   /**
@@ -116,9 +112,9 @@ export class Trainer {
     if (S > this.model.cfg.maxPositions) throw new EdgeTuneError('TOO_LARGE', `sequence of ${S} exceeds the model's ${this.model.cfg.maxPositions} positions`);
     const m = this.model;
     const V = m.cfg.vocab;
-    const positions = this.buf(`positions.${slot}`, [T], 'i32');
+    const positions = this.bufs.get(`positions.${slot}`, [T], 'i32');
     positions.write(RopeTable.sequential(B, S));
-    const targets = this.buf(`targets.${slot}`, [T], 'i32');
+    const targets = this.bufs.get(`targets.${slot}`, [T], 'i32');
     targets.write(mb.targets);
     checkIds(mb.ids, V, 'ids');
     for (let i = 0; i < T; i++) {
@@ -128,7 +124,7 @@ export class Trainer {
         throw new EdgeTuneError('OUT_OF_RANGE', `targets[${i}] = ${t} is neither a token id in [0, ${V}), −100 (ignore) nor a soft-target row`);
       }
     }
-    const ids = this.buf(`ids.${slot}`, [T], 'i32');
+    const ids = this.bufs.get(`ids.${slot}`, [T], 'i32');
     ids.write(mb.ids);
     const embeds = await m.embedTokens(batch, ids);
     if (mb.embeds && mb.embedRows) {
@@ -139,7 +135,7 @@ export class Trainer {
       }
     }
     const logits = await m.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
-    const dlogits = this.buf('dlogits', [T, V]);
+    const dlogits = this.bufs.get('dlogits', [T, V]);
     const gem = this.opts.loss === 'gem';
     await recordLoss(this.rt, batch, {
       logits: logits.buffer, rows: T, vocab: V, targets: targets.buffer, soft: mb.soft,
@@ -184,7 +180,7 @@ export class Trainer {
 
   /** Loss (and CE) of a micro-batch without changing anything. */
   async evaluate(mb: TrainBatch): Promise<{ loss: number; ce: number }> {
-    const out = this.buf('eval.out', [4]);
+    const out = this.bufs.get('eval.out', [4]);
     const batch = this.rt.batch('eval');
     await this.recordForwardLoss(batch, mb, out, 0);
     await batch.submit();
@@ -194,6 +190,7 @@ export class Trainer {
 
   destroy(): void {
     this.optimizer.destroy();
-    for (const t of [...this.lossOut, ...this.bufs.values()]) t.release();
+    for (const t of this.lossOut) t.release();
+    this.bufs.clear();
   }
 }

@@ -10,29 +10,22 @@ import { EdgeTuneError } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
-import { recordLoss, type GemH, type SoftTable } from '../kernels/loss.js';
+import { recordLoss, type SoftTable } from '../kernels/loss.js';
 import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernels/grounding_labels.js';
 import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
-import type { AdapterConfig } from '../nn/decoder.js';
-import { setTrainable } from '../nn/module.js';
+import { Activations, setTrainable } from '../nn/module.js';
 import { RopeTable } from '../nn/rope.js';
-import { IMAGE_ROW_ID, layoutBatch } from '../model/prompt.js';
+import { IMAGE_ROW_ID, layoutBatch, type VlmBatchLayout } from '../model/prompt.js';
 import type { VLM } from '../model/vlm.js';
-import { AdamW, type AdamWOptions } from './optimizer.js';
-import { learningRate, type LrSchedule } from './schedule.js';
+import { AdamW } from './optimizer.js';
+import { learningRate } from './schedule.js';
+import type { TrainerOptions } from './trainer.js';
 
 /** One micro-batch: B images with one question-answer each. */
-export interface VlmBatch {
+export interface VlmBatch extends VlmBatchLayout {
   /** Pixel values (B, 3, H, W), already normalised (VLM.pixelValues). */
   pixels: Float32Array;
-  /** Layout from layoutBatch (ids, targets, prefix, lengths). */
-  batch: number;
-  seq: number;
-  ids: Int32Array;
-  targets: Int32Array;
-  prefix: number[];
-  lengths: number[];
   /** Hook for grounding soft targets: rows referenced by SOFT_TARGET + k in `targets`. */
   soft?: SoftTable;
   /** The answers' location tokens (from the items' boxes), for distance-inverse soft targets. */
@@ -94,13 +87,7 @@ function groundingOf(vlm: VLM, targets: Int32Array, S: number, items: VlmItem[])
   return { count: a.count, anchors: a.anchors, cells: a.cells, rows: Int32Array.from(rows) };
 }
 
-export interface VlmTrainerOptions extends AdamWOptions {
-  mode: 'full' | 'adapter';
-  adapter?: AdapterConfig;
-  loss?: 'ce' | 'gem';
-  beta?: number;
-  h?: GemH;
-  schedule?: LrSchedule;
+export interface VlmTrainerOptions extends TrainerOptions {
   /** Soft targets at the answers' location tokens (DESIGN §1.5) where a micro-batch has `grounding`. */
   grounding?: { kernel: LabelKernel; mix?: number };
 }
@@ -122,12 +109,14 @@ export class VlmTrainer {
   readonly opts: VlmTrainerOptions;
   readonly optimizer: AdamW;
   private stepCount = 0;
-  private readonly bufs = new Map<string, Tensor>();
+  /** Host-written and scratch buffers by slot and shape (allocated once, reused every step). */
+  private readonly bufs: Activations;
 
   constructor(vlm: VLM, opts: VlmTrainerOptions) {
     this.rt = vlm.rt;
     this.vlm = vlm;
     this.opts = opts;
+    this.bufs = new Activations(vlm.rt);
     vlm.decoder.setMode(opts.mode, opts.adapter);
     for (const p of [...vlm.vision.params(), ...vlm.connector.params()]) setTrainable(this.rt, p, opts.mode === 'full');
     this.optimizer = new AdamW(this.rt, vlm.params(), opts);
@@ -140,13 +129,6 @@ export class VlmTrainer {
   /** Sets the step counter (resuming from a checkpoint; the optimizer's t comes with its state). */
   set step(t: number) {
     this.stepCount = t;
-  }
-
-  private buf(key: string, shape: number[], dtype: 'f32' | 'i32' = 'f32'): Tensor {
-    const k = `${key}:${shape.join('x')}:${dtype}`;
-    let t = this.bufs.get(k);
-    if (!t) this.bufs.set(k, (t = Tensor.empty(this.rt, shape, { dtype })));
-    return t;
   }
 
   private check(mb: VlmBatch): void {
@@ -175,20 +157,20 @@ export class VlmTrainer {
     const rt = this.rt;
     const B = mb.batch, S = mb.seq, T = B * S, P = v.patches, d = v.cfg.decoder.dModel, V = v.cfg.decoder.vocab;
     const im = v.cfg.vision.imageSize;
-    const pixels = this.buf(`pixels.${slot}`, [B, 3, im, im]);
+    const pixels = this.bufs.get(`pixels.${slot}`, [B, 3, im, im]);
     pixels.write(mb.pixels);
-    const ids = this.buf(`ids.${slot}`, [T], 'i32');
+    const ids = this.bufs.get(`ids.${slot}`, [T], 'i32');
     ids.write(mb.ids);
-    const positions = this.buf(`positions.${slot}`, [T], 'i32');
+    const positions = this.bufs.get(`positions.${slot}`, [T], 'i32');
     positions.write(RopeTable.sequential(B, S));
-    const targets = this.buf(`targets.${slot}`, [T], 'i32');
+    const targets = this.bufs.get(`targets.${slot}`, [T], 'i32');
     targets.write(mb.targets);
     const img = await v.encodeImages(batch, pixels, B);
     const embeds = await v.decoder.embedTokens(batch, ids);
     for (let b = 0; b < B; b++) batch.copy(img.buffer, b * P * d * 4, embeds.buffer, b * S * d * 4, P * d * 4);
     const logits = await v.decoder.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
     const gem = this.opts.loss === 'gem';
-    const dlogits = this.buf('dlogits', [T, V]);
+    const dlogits = this.bufs.get('dlogits', [T, V]);
     let soft = mb.soft;
     const g = mb.grounding;
     if (this.opts.grounding && g && g.count > 0) {
@@ -196,16 +178,16 @@ export class VlmTrainer {
       // Capacity in powers of two: a few buffer sizes serve every step.
       const cap = 2 ** Math.ceil(Math.log2(Math.max(16, g.count)));
       const cellsN = locCells(v.tokenizer.codec);
-      const anchors = this.buf(`ground.anchors.${slot}`, [cap, 2]);
+      const anchors = this.bufs.get(`ground.anchors.${slot}`, [cap, 2]);
       const an = new Float32Array(2 * cap);
       an.set(g.anchors);
       anchors.write(an);
-      const slots = this.buf(`ground.slots.${slot}`, [2 * cap], 'i32');
+      const slots = this.bufs.get(`ground.slots.${slot}`, [2 * cap], 'i32');
       const sl = new Int32Array(2 * cap);
       sl.set(g.cells);
       sl.set(g.rows, g.count);
       slots.write(sl);
-      const table = this.buf(`ground.soft.${slot}`, [cap, cellsN]);
+      const table = this.bufs.get(`ground.soft.${slot}`, [cap, cellsN]);
       await recordGroundingLabels(rt, batch, {
         codec: v.tokenizer.codec, kernel: this.opts.grounding.kernel, mix: this.opts.grounding.mix, count: g.count,
         anchors: anchors.buffer, slots: slots.buffer, out: table.buffer, targets: targets.buffer,
@@ -221,7 +203,7 @@ export class VlmTrainer {
     // Image rows have id −1: the embedding gradient skips them.
     await v.decoder.backwardEmbeddings(batch, dembeds);
     if (this.opts.mode !== 'full') return logits;
-    const dimg = this.buf('dimg', [B * P, d]);
+    const dimg = this.bufs.get('dimg', [B * P, d]);
     for (let b = 0; b < B; b++) batch.copy(dembeds.buffer, b * S * d * 4, dimg.buffer, b * P * d * 4, P * d * 4);
     const dfeat = await v.connector.backward(batch, dimg);
     await v.vision.backward(batch, dfeat);
@@ -232,7 +214,7 @@ export class VlmTrainer {
   async trainStep(micro: VlmBatch | VlmBatch[]): Promise<VlmStepReport> {
     const list = Array.isArray(micro) ? micro : [micro];
     if (list.length === 0) throw new EdgeTuneError('EMPTY_DATASET', 'trainStep needs at least one micro-batch');
-    const outs = list.map((_, i) => this.buf(`loss.${i}`, [4]));
+    const outs = list.map((_, i) => this.bufs.get(`loss.${i}`, [4]));
     const batch = this.rt.batch(`vlm train step ${this.stepCount + 1}`);
     for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, outs[i]!, { slot: i });
     const t = this.stepCount + 1;
@@ -254,7 +236,7 @@ export class VlmTrainer {
 
   /** Loss and CE of a micro-batch; nothing changes. */
   async evaluate(mb: VlmBatch): Promise<{ loss: number; ce: number }> {
-    const out = this.buf('eval.out', [4]);
+    const out = this.bufs.get('eval.out', [4]);
     const batch = this.rt.batch('vlm eval');
     await this.recordMicro(batch, mb, out, { slot: 0, backward: false });
     await batch.submit();
@@ -264,7 +246,7 @@ export class VlmTrainer {
 
   /** The gradients of one micro-batch, by parameter name (grads zeroed before and after). */
   async gradients(mb: VlmBatch): Promise<Map<string, Float32Array>> {
-    const out = this.buf('grads.out', [4]);
+    const out = this.bufs.get('grads.out', [4]);
     let batch = this.rt.batch('vlm grads');
     this.optimizer.zeroGrads(batch);
     await this.recordMicro(batch, mb, out, { slot: 0 });
@@ -279,7 +261,6 @@ export class VlmTrainer {
 
   destroy(): void {
     this.optimizer.destroy();
-    for (const t of this.bufs.values()) t.release();
     this.bufs.clear();
   }
 }
