@@ -46,7 +46,8 @@ export { VisionEncoder, VisionLayer, Connector, type VisionConfig } from './nn/v
 export { VLM, tinyVlmConfig, smokeVlmConfig, type VlmConfig, type AskOptions, type AskResult, type LoadOptions } from './model/vlm.js';
 export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type VlmSequence, type VlmBatchLayout } from './model/prompt.js';
 export { VlmTrainer, vlmBatch, type VlmBatch, type VlmItem, type VlmGrounding, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';
-export { pretrain, pretrainBatch, PRETRAIN_MIX, PRETRAIN_EASY_FRACTION, PRETRAIN_WARM_FRACTION, PRETRAIN_WARM_MIX, PRETRAIN_GROUNDING, easySample, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
+export { regionTargets, REGION_MIN_SHARE } from './train/region_targets.js';
+export { pretrain, pretrainBatch, PRETRAIN_REGION_TARGETS, regionAttribute, PRETRAIN_MIX, PRETRAIN_EASY_FRACTION, PRETRAIN_WARM_FRACTION, PRETRAIN_WARM_MIX, PRETRAIN_GROUNDING, easySample, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
 export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
 export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
 export { parseOnnx, checkOps, loadDecoderWeights, loadVisionWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';

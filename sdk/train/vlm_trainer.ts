@@ -10,7 +10,7 @@ import { EdgeTuneError } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
-import { recordLoss, type SoftTable } from '../kernels/loss.js';
+import { IGNORE_INDEX, recordLoss, type SoftTable } from '../kernels/loss.js';
 import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernels/grounding_labels.js';
 import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
@@ -47,6 +47,8 @@ export interface VlmItem {
   answer: string;
   /** The boxes the answer's location tokens encode, in order (normalised): enables soft location targets. */
   boxes?: readonly Box[];
+  /** (P,) targets of the image rows (IGNORE_INDEX where none; pretraining's region targets). */
+  imageTargets?: Int32Array;
 }
 
 /** Builds a micro-batch from samples. */
@@ -55,6 +57,18 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   const per = 3 * vlm.cfg.vision.imageSize ** 2;
   const pixels = new Float32Array(items.length * per);
   items.forEach((it, b) => pixels.set(vlm.pixelValues(it.image), b * per));
+  const P = vlm.patches;
+  items.forEach((it, b) => {
+    const t = it.imageTargets;
+    if (!t) return;
+    if (t.length !== P) throw new EdgeTuneError('SHAPE_MISMATCH', `entry ${b}: imageTargets has ${t.length} entries; the model has ${P} image rows`);
+    for (let r = 0; r < P; r++) {
+      const id = t[r]!;
+      if (id === IGNORE_INDEX) continue;
+      if (!(Number.isInteger(id) && id >= 0 && id < vlm.tokenizer.vocabSize)) throw new EdgeTuneError('OUT_OF_RANGE', `entry ${b}: image row ${r} has target ${id}, outside [0, ${vlm.tokenizer.vocabSize})`);
+      layout.targets[b * layout.seq + r] = id;
+    }
+  });
   const mb: VlmBatch = { pixels, ...layout };
   if (items.some((it) => it.boxes && it.boxes.length > 0)) mb.grounding = groundingOf(vlm, layout.targets, layout.seq, items);
   return mb;

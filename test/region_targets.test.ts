@@ -1,0 +1,141 @@
+// Region targets (pretraining's dense signal on the image rows): which rows name which shape,
+// on a hand-made scene and on real general-world samples (against each object's rendered
+// mask), and how vlmBatch places them: rows b·S + r, a float64 CE over the engine's logits.
+import { describe, expect, test } from 'vitest';
+import { generalShapeMask } from '../sdk/data/general.js';
+import { sampleSplit } from '../sdk/data/worlds.js';
+import type { Sample } from '../sdk/data/types.js';
+import { buildTokenizerJSON } from '../sdk/data/vocab.js';
+import { Tensor } from '../sdk/gpu/tensor.js';
+import { IGNORE_INDEX } from '../sdk/kernels/loss.js';
+import { formatAnswer } from '../sdk/data/answer.js';
+import { Tokenizer } from '../sdk/model/tokenizer.js';
+import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
+import { regionTargets } from '../sdk/train/region_targets.js';
+import { pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
+import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
+import { expectCode } from './helpers/errors.js';
+import { testRuntime } from './helpers/runtime.js';
+
+const tok = Tokenizer.fromJSON(buildTokenizerJSON());
+
+function scene(size: number, objects: { shape: string; cx: number; cy: number; r: number }[]): Sample {
+  return {
+    world: 'general', seed: 0, type: 'caption', question: 'describe the image.', answer: '', boxes: [],
+    image: { width: size, height: size, data: new Uint8ClampedArray(size * size * 4) },
+    objects: objects.map((o) => ({ label: o.shape, box: { label: o.shape, x0: 0, y0: 0, x1: 1, y1: 1 }, attributes: { shape: o.shape }, geometry: { cx: o.cx, cy: o.cy, r: o.r } })),
+    scene: {},
+  } as Sample;
+}
+
+describe('region targets', () => {
+  test('a hand-made scene: the cells holding each shape name it, empty cells have no target', () => {
+    // 64 px, 4×4 cells of 16 px: a circle inside cell (0, 0), a star centred in cell (2, 2).
+    const t = regionTargets(tok, scene(64, [{ shape: 'circle', cx: 0.125, cy: 0.125, r: 0.09 }, { shape: 'star', cx: 0.625, cy: 0.625, r: 0.15 }]), 16);
+    expect(t.length).toBe(16);
+    expect(t[0]).toBe(tok.tokenId('circle'));
+    expect(t[2 * 4 + 2]).toBe(tok.tokenId('star'));
+    for (const k of [1, 2, 3, 4, 8, 12, 3 * 4 + 0]) expect(t[k], `cell ${k}`).toBe(IGNORE_INDEX);
+    const allowed = new Set([IGNORE_INDEX, tok.tokenId('circle'), tok.tokenId('star')]);
+    for (const x of t) expect(allowed.has(x)).toBe(true);
+  });
+
+  test('general-world samples: each target is the qualifying shape with the most pixels in its cell, every object is named', () => {
+    for (let i = 0; i < 40; i++) {
+      const s = sampleSplit('general', 'train', i, { size: 64 });
+      const t = regionTargets(tok, s, 16);
+      const per = s.objects.map((o) => {
+        const m = generalShapeMask({ shape: o.attributes.shape as 'circle', cx: o.geometry.cx!, cy: o.geometry.cy!, r: o.geometry.r! }, 64);
+        const cells = new Array<number>(16).fill(0);
+        for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) cells[(y >> 4) * 4 + (x >> 4)] += m.data[y * 64 + x]!;
+        return { shape: o.attributes.shape as string, cells, total: cells.reduce((a, b) => a + b, 0) };
+      });
+      for (let k = 0; k < 16; k++) {
+        const qualified = per.filter((o) => o.cells[k]! > 0 && Math.max(o.cells[k]! / o.total, o.cells[k]! / 256) >= 0.2);
+        if (qualified.length === 0) expect(t[k], `sample ${i} cell ${k}`).toBe(IGNORE_INDEX);
+        else expect(t[k], `sample ${i} cell ${k}`).toBe(tok.tokenId(qualified.reduce((a, b) => (b.cells[k]! > a.cells[k]! ? b : a)).shape));
+      }
+      for (const o of per) expect([...t]).toContain(tok.tokenId(o.shape));
+    }
+  });
+
+  test("attribute 'color' names the same cells with the objects' colour words", () => {
+    for (let i = 0; i < 20; i++) {
+      const s = sampleSplit('general', 'train', i, { size: 64 });
+      const shape = regionTargets(tok, s, 16), color = regionTargets(tok, s, 16, 'color');
+      for (let k = 0; k < 16; k++) {
+        if (shape[k] === IGNORE_INDEX) {
+          expect(color[k]).toBe(IGNORE_INDEX);
+          continue;
+        }
+        // The cell's object: the one whose shape word it got (shapes can repeat; then one of them).
+        const colours = s.objects.filter((o) => tok.tokenId(o.attributes.shape!) === shape[k]).map((o) => tok.tokenId(o.attributes.color!));
+        expect(colours).toContain(color[k]);
+      }
+    }
+    expect(new Set([0, 1, 2, 3, 4, 5, 6, 7].map(regionAttribute))).toEqual(new Set(['shape', 'color']));
+  });
+
+  test('a grid that is not square → BAD_CONFIG', () => {
+    expectCode(() => regionTargets(tok, scene(64, []), 12), 'BAD_CONFIG');
+  });
+});
+
+const CFG: VlmConfig = {
+  vision: { imageSize: 16, patch: 4, d: 16, layers: 1, heads: 2, dFf: 24 },
+  decoder: { layers: 2, dModel: 32, heads: 2, kvHeads: 1, dFf: 48, vocab: 360, ropeTheta: 10000, maxPositions: 64, tiedEmbeddings: true },
+  imageMean: [0.5, 0.5, 0.5],
+  imageStd: [0.5, 0.5, 0.5],
+  merge: 2,
+};
+
+describe('image-row targets in a VLM batch', () => {
+  test('land on rows b·S + r; the CE is a float64 mean over them and the answers', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG);
+    const P = vlm.patches;
+    expect(P).toBe(4);
+    const ss = [0, 1, 2].map((i) => sampleSplit('general', 'train', i, { size: 16, types: ['count', 'color', 'caption'] }));
+    const targets = ss.map((_, b) => Int32Array.from({ length: P }, (_, r) => ((b + r) % 2 === 0 ? tok.tokenId(['circle', 'star', 'ring'][b]!) : IGNORE_INDEX)));
+    const items = ss.map((s, b) => ({ image: s.image, question: s.question, answer: formatAnswer(s, tok.codec), imageTargets: targets[b] }));
+    const mb = vlmBatch(vlm, items);
+    const plain = vlmBatch(vlm, items.map(({ imageTargets: _, ...it }) => it));
+    for (let b = 0; b < 3; b++) {
+      for (let r = 0; r < P; r++) expect(mb.targets[b * mb.seq + r]).toBe(targets[b]![r]);
+      expect([...mb.targets.subarray(b * mb.seq + P, (b + 1) * mb.seq)]).toEqual([...plain.targets.subarray(b * mb.seq + P, (b + 1) * mb.seq)]);
+    }
+    const tr = new VlmTrainer(vlm, { mode: 'full', lr: 1e-3 });
+    const out = Tensor.empty(rt, [4]);
+    const batch = rt.batch('logits');
+    const lg = await tr.recordMicro(batch, mb, out, { backward: false });
+    await batch.submit();
+    const logits = await lg.read();
+    out.release();
+    const V = CFG.decoder.vocab;
+    let sum = 0, n = 0;
+    mb.targets.forEach((t, r) => {
+      if (t === IGNORE_INDEX) return;
+      const row = Array.from(logits.subarray(r * V, (r + 1) * V), Number);
+      const mx = Math.max(...row);
+      sum += mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0)) - row[t]!;
+      n++;
+    });
+    const r = await tr.evaluate(mb);
+    tr.destroy();
+    expect(Math.abs(r.ce - sum / n)).toBeLessThanOrEqual(1e-4 * Math.max(1, sum / n));
+  });
+
+  test('pretraining batches carry region targets unless turned off; bad targets → typed errors', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG);
+    const on = pretrainBatch(vlm, 1, 4, ['count', 'locate']);
+    const off = pretrainBatch(vlm, 1, 4, ['count', 'locate'], () => false, false);
+    const imageRows = (mb: typeof on) => Array.from({ length: 4 }, (_, b) => [...mb.targets.subarray(b * mb.seq, b * mb.seq + 4)]).flat();
+    expect(imageRows(on).some((t) => t !== IGNORE_INDEX)).toBe(true);
+    expect(imageRows(off).every((t) => t === IGNORE_INDEX)).toBe(true);
+    const s = sampleSplit('general', 'train', 0, { size: 16 });
+    const it = { image: s.image, question: s.question, answer: formatAnswer(s, tok.codec) };
+    expectCode(() => vlmBatch(vlm, [{ ...it, imageTargets: new Int32Array(3) }]), 'SHAPE_MISMATCH');
+    expectCode(() => vlmBatch(vlm, [{ ...it, imageTargets: Int32Array.of(0, 1, 360, 2) }]), 'OUT_OF_RANGE');
+  });
+});
