@@ -6,7 +6,6 @@ import { generalShapeMask } from '../sdk/data/general.js';
 import { sampleSplit } from '../sdk/data/worlds.js';
 import type { Sample } from '../sdk/data/types.js';
 import { buildTokenizerJSON } from '../sdk/data/vocab.js';
-import { Tensor } from '../sdk/gpu/tensor.js';
 import { IGNORE_INDEX } from '../sdk/kernels/loss.js';
 import { formatAnswer } from '../sdk/data/answer.js';
 import { Tokenizer } from '../sdk/model/tokenizer.js';
@@ -15,7 +14,9 @@ import { regionTargets } from '../sdk/train/region_targets.js';
 import { pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
 import { expectCode } from './helpers/errors.js';
+import { ceRow } from './helpers/loss_ref.js';
 import { testRuntime } from './helpers/runtime.js';
+import { batchLogits } from './helpers/vlm.js';
 
 const tok = Tokenizer.fromJSON(buildTokenizerJSON());
 
@@ -105,19 +106,12 @@ describe('image-row targets in a VLM batch', () => {
       expect([...mb.targets.subarray(b * mb.seq + P, (b + 1) * mb.seq)]).toEqual([...plain.targets.subarray(b * mb.seq + P, (b + 1) * mb.seq)]);
     }
     const tr = new VlmTrainer(vlm, { mode: 'full', lr: 1e-3 });
-    const out = Tensor.empty(rt, [4]);
-    const batch = rt.batch('logits');
-    const lg = await tr.recordMicro(batch, mb, out, { backward: false });
-    await batch.submit();
-    const logits = await lg.read();
-    out.release();
+    const logits = await batchLogits(tr, mb);
     const V = CFG.decoder.vocab;
     let sum = 0, n = 0;
     mb.targets.forEach((t, r) => {
       if (t === IGNORE_INDEX) return;
-      const row = Array.from(logits.subarray(r * V, (r + 1) * V), Number);
-      const mx = Math.max(...row);
-      sum += mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0)) - row[t]!;
+      sum += ceRow(logits.subarray(r * V, (r + 1) * V), [[t, 1]]);
       n++;
     });
     const r = await tr.evaluate(mb);

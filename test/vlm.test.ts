@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { EdgeTuneError } from '../sdk/errors.js';
-import { Tensor } from '../sdk/gpu/tensor.js';
 import { formatAnswer, parseAnswer } from '../sdk/data/answer.js';
 import { sampleSplit } from '../sdk/data/worlds.js';
 import type { Sample } from '../sdk/data/types.js';
@@ -18,7 +17,9 @@ import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
 import { pretrain } from '../sdk/train/vlm_pretrain.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
 import { randn, rng } from './helpers/reference.js';
+import { softmaxes } from './helpers/loss_ref.js';
 import { testRuntime } from './helpers/runtime.js';
+import { batchLogits } from './helpers/vlm.js';
 
 const VOCAB = 360;
 const CFG: VlmConfig = {
@@ -88,13 +89,8 @@ describe('soft location targets (grounding) in the VLM step', () => {
     expect(await loss({ kernel, mix: 0 })).toBeCloseTo(hard, 5);
     // Float64 reference of the mean CE with soft rows: logits from the engine, q' on the host.
     const tr = new VlmTrainer(vlm, { mode: 'full', lr: 1e-3 });
-    const out = Tensor.empty(rt, [4]);
-    const batch = rt.batch('logits');
-    const lg = await tr.recordMicro(batch, mb, out, { backward: false });
-    await batch.submit();
-    const logits = await lg.read();
+    const logits = await batchLogits(tr, mb);
     tr.destroy();
-    out.release();
     const V = CFG.decoder.vocab, G = (tok.codec as { grid: number }).grid, mix = 0.5;
     const soft = new Map<number, number>();
     for (let i = 0; i < g.count; i++) soft.set(g.rows[i]!, i);
@@ -103,8 +99,7 @@ describe('soft location targets (grounding) in the VLM step', () => {
       const t = mb.targets[r]!;
       if (t === IGNORE_INDEX) continue;
       const row = Array.from(logits.subarray(r * V, (r + 1) * V), Number);
-      const mx = Math.max(...row);
-      const lse = mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0));
+      const { lse } = softmaxes(row, 1);
       const i = soft.get(r);
       if (i === undefined) sum += lse - row[t]!;
       else {

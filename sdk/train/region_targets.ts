@@ -1,16 +1,16 @@
 // Dense targets on the image rows, for pretraining on the general world. Image row r of a
 // sequence is merged cell (i, j) = (⌊r/g⌋, r mod g) of the g×g grid (g = √P, mergeOrder's
-// raster order); its target is the shape (or colour) word of the object with the most pixels in that cell
-// among those whose pixels there are at least REGION_MIN_SHARE of the object or of the cell.
-// Other rows have no target (IGNORE_INDEX). The prefix attends both ways, so the decoder reads those rows
-// like any other; the loss at them gives the vision encoder a direct, dense signal ("what is
-// here?") next to the answer's few tokens, and nothing changes at inference.
+// raster order); its target is the shape (or colour) word of the object with the most pixels
+// in that cell among those whose pixels there are at least REGION_MIN_SHARE of the object or
+// of the cell. Other rows have no target (IGNORE_INDEX). The prefix attends both ways, so the
+// decoder reads those rows like any other; the loss at them gives the vision encoder a direct,
+// dense signal ("what is here?") next to the answer's few tokens, and nothing changes at
+// inference.
 import { EdgeTuneError } from '../errors.js';
-import { generalShapeMask } from '../data/general.js';
+import { generalShapeMask, type Shape } from '../data/general.js';
 import type { Sample } from '../data/types.js';
 import { IGNORE_INDEX } from '../kernels/loss.js';
 import type { Tokenizer } from '../model/tokenizer.js';
-import type { Shape } from '../data/general.js';
 
 export const REGION_MIN_SHARE = 0.2;
 
@@ -29,7 +29,8 @@ export function regionTargets(tok: Tokenizer, sample: Sample, rows: number, attr
   for (const o of sample.objects) {
     const { cx, cy, r } = o.geometry;
     const shape = o.attributes.shape as Shape | undefined;
-    if (shape === undefined || cx === undefined || cy === undefined || r === undefined) continue;
+    const word = o.attributes[attribute];
+    if (shape === undefined || typeof word !== 'string' || cx === undefined || cy === undefined || r === undefined) continue;
     const m = generalShapeMask({ shape, cx, cy, r }, size);
     const per = new Float64Array(rows);
     let total = 0;
@@ -42,8 +43,6 @@ export function regionTargets(tok: Tokenizer, sample: Sample, rows: number, attr
         }
       }
     }
-    const word = o.attributes[attribute];
-    if (typeof word !== 'string') continue;
     const id = tok.tokenId(word);
     for (let k = 0; k < rows; k++) {
       const share = Math.max(per[k]! / total, per[k]! / cellArea);

@@ -37,7 +37,7 @@ export interface PretrainOptions {
   warmFraction?: number;
   /** Soft location targets (default PRETRAIN_GROUNDING; null: hard targets). */
   grounding?: { kernel: LabelKernel; mix?: number } | null;
-  /** Shape-word targets on the image rows (regionTargets; default PRETRAIN_REGION_TARGETS). */
+  /** Colour- or shape-word targets on the image rows (regionTargets; default PRETRAIN_REGION_TARGETS). */
   regionTargets?: boolean;
   /** Sequences per step (default 16). */
   batch?: number;
@@ -189,6 +189,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const mix = o.mix ?? PRETRAIN_MIX;
   const easyFraction = o.easyFraction ?? PRETRAIN_EASY_FRACTION;
   const warmSteps = Math.round(steps * (o.warmFraction ?? PRETRAIN_WARM_FRACTION));
+  const regions = o.regionTargets ?? PRETRAIN_REGION_TARGETS;
   const grounding = o.grounding === undefined ? PRETRAIN_GROUNDING : (o.grounding ?? undefined);
   const ckEvery = o.checkpointEvery ?? 200;
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
@@ -205,7 +206,6 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const t0 = performance.now();
   while (trainer.step < last) {
     const t = trainer.step + 1;
-    const regions = o.regionTargets ?? PRETRAIN_REGION_TARGETS;
     const mb = t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions) : pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions);
     const ts = performance.now();
     const r = await trainer.trainStep(mb);
