@@ -10,7 +10,7 @@ import { Tensor, type Runtime } from '../sdk/index.js';
 import { LlamaDecoder, type DecoderConfig } from '../sdk/nn/decoder.js';
 import type { Param } from '../sdk/nn/module.js';
 import { Connector, VisionEncoder, type VisionConfig } from '../sdk/nn/vit.js';
-import { exportDecoder, exportOnnxPackage, type ExportedPackage } from '../sdk/model/export.js';
+import { exportDecoder, exportOnnxPackage, exportVisionEncoder, type ExportedPackage } from '../sdk/model/export.js';
 import { DECODER_OPS, loadDecoderWeights, loadVisionWeights, parseOnnx } from '../sdk/model/onnx_read.js';
 import { onnx } from '../sdk/model/onnx_write.js';
 import { randn, rng } from './helpers/reference.js';
@@ -230,6 +230,52 @@ describe('vision_encoder.onnx against the engine', () => {
       figures[`hiddenStates${i}`] = d;
       expect(d, `hidden_states.${i}`).toBeLessThanOrEqual(TOL);
     });
+  });
+});
+
+describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the engine', () => {
+  // 20×20 images, stages of 5 and 7 channels → a 5×5 map of tokens, one decoder row each.
+  const SCFG: VisionConfig = { imageSize: 20, patch: 4, d: 24, layers: 2, heads: 2, dFf: 40, stem: [5, 7] };
+  const N = 25;
+  const build = (seed: number, cfg = SCFG) => ({ v: new VisionEncoder(rt, cfg, seed), c: new Connector(rt, { visionD: cfg.d, d: DCFG.dModel, seed: seed + 1, grid: 5 }) });
+  async function engine(v: VisionEncoder, c: Connector, px: Float32Array, B: number) {
+    const pixels = Tensor.from(rt, px, [B, 3, SCFG.imageSize, SCFG.imageSize]);
+    const batch = rt.batch('hybrid vit');
+    const y = await c.forward(batch, await v.forward(batch, pixels), B * N);
+    await batch.submit();
+    const out = { feats: await rt.readF32(y.buffer, B * N * DCFG.dModel), hidden: await Promise.all(v.hiddenStates.map((h) => rt.readF32(h.buffer, B * N * SCFG.d))) };
+    pixels.release();
+    return out;
+  }
+
+  test('Conv → GELU → MaxPool stages, then the ViT: features and hidden states; the weights load back', async () => {
+    const { v, c } = build(20);
+    expect(v.patches).toBe(N);
+    randomise([...v.params(), ...c.params()], 3000);
+    const bytes = await exportVisionEncoder(v, c);
+    const model = parseOnnx(bytes, 'hybrid');
+    const ops = new Set(model.ops);
+    expect(ops.has('Conv') && ops.has('MaxPool') && ops.has('Erf')).toBe(true);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const B = 2;
+    const px = randn(B * 3 * SCFG.imageSize ** 2, 21, -1, 1);
+    const eng = await engine(v, c, px, B);
+    const out = await session.run({ pixel_values: f32(px, [B, 3, SCFG.imageSize, SCFG.imageSize]) });
+    expect(out.image_features!.dims).toEqual([B, N, DCFG.dModel]);
+    figures.hybridImageFeatures = maxDiff(out.image_features!.data as Float32Array, eng.feats);
+    expect(figures.hybridImageFeatures).toBeLessThanOrEqual(TOL);
+    eng.hidden.forEach((h, i) => {
+      const d = maxDiff(out[`hidden_states.${i}`]!.data as Float32Array, h);
+      figures[`hybridHiddenStates${i}`] = d;
+      expect(d, `hidden_states.${i}`).toBeLessThanOrEqual(TOL);
+    });
+    const back = build(30);
+    loadVisionWeights(back.v, back.c, model);
+    const again = await engine(back.v, back.c, px, B);
+    expect(Buffer.from(again.feats.buffer).equals(Buffer.from(eng.feats.buffer))).toBe(true);
+    // A config whose stem differs from the file's: BAD_CONFIG, naming the mismatch.
+    expect(() => loadVisionWeights(build(40, { ...SCFG, stem: [5, 6] }).v, back.c, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    expect(() => loadVisionWeights(vit, conn, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
   });
 });
 

@@ -189,19 +189,32 @@ export async function exportEmbedTokens(decoder: LlamaDecoder): Promise<Uint8Arr
 /** The ViT and the connector as vision_encoder.onnx (image_features and every hidden state). */
 export async function exportVisionEncoder(vit: VisionEncoder, connector: Connector): Promise<Uint8Array> {
   const cfg = vit.cfg;
-  const dv = cfg.d, p = cfg.patch, C = vit.embed.channels, N = vit.patches, heads = cfg.heads, dh = dv / heads;
+  const dv = cfg.d, p = vit.embed.patch, C = vit.embed.channels, N = vit.patches, heads = cfg.heads, dh = dv / heads;
   const g = new GraphBuilder('edgetune_vision_encoder');
   const vw = await hostWeights(vit.params());
-  // The patch projection as a Conv weight (dv, C, p, p): our W (C·p², dv) is channel-major within a patch.
-  const pw = vw.get('embeddings.patch_embedding.weight')!;
-  const conv = new Float32Array(dv * C * p * p);
-  for (let r = 0; r < C * p * p; r++) for (let o = 0; o < dv; o++) conv[o * C * p * p + r] = pw.data[r * dv + o]!;
-  vw.set('embeddings.patch_embedding.weight', { data: conv, shape: [dv, C, p, p] });
+  // Conv weights (Cout, Cin, k, k) from the engine's (Cin·k², Cout), channel-major within a window:
+  // the patch projection (k = p) and the stem's 3×3 convolutions.
+  const toConv = (name: string, cin: number, k: number) => {
+    const w = vw.get(name)!;
+    const rows = cin * k * k, cout = w.data.length / rows;
+    const conv = new Float32Array(w.data.length);
+    for (let r = 0; r < rows; r++) for (let o = 0; o < cout; o++) conv[o * rows + r] = w.data[r * cout + o]!;
+    vw.set(name, { data: conv, shape: [cout, cin, k, k] });
+  };
+  toConv('embeddings.patch_embedding.weight', C, p);
+  const stem = vit.stem;
+  stem?.channels.forEach((_, s) => toConv(`embeddings.stem.${s}.weight`, s === 0 ? stem.inChannels : stem.channels[s - 1]!, 3));
   const V = addWeights(g, vw, VISION_PREFIX);
   const Cn = addWeights(g, await hostWeights(connector.params()), CONNECTOR_PREFIX);
 
-  const pixels = g.input('pixel_values', FLOAT, ['batch', C, cfg.imageSize, cfg.imageSize]);
-  const patches = g.op('Conv', [pixels, V('embeddings.patch_embedding.weight'), V('embeddings.patch_embedding.bias')], { kernel_shape: [p, p], strides: [p, p] });
+  const pixels = g.input('pixel_values', FLOAT, ['batch', stem ? stem.inChannels : C, cfg.imageSize, cfg.imageSize]);
+  // The stem: per stage Conv 3×3 (pad 1) → GELU → MaxPool 2×2.
+  let map = pixels;
+  stem?.channels.forEach((_, s) => {
+    const z = g.op('Conv', [map, V(`embeddings.stem.${s}.weight`), V(`embeddings.stem.${s}.bias`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+    map = g.op('MaxPool', [gelu(g, z)], { kernel_shape: [2, 2], strides: [2, 2] });
+  });
+  const patches = g.op('Conv', [map, V('embeddings.patch_embedding.weight'), V('embeddings.patch_embedding.bias')], { kernel_shape: [p, p], strides: [p, p] });
   const tokens = g.op('Transpose', [g.op('Reshape', [patches, g.ints([0, dv, -1])])], { perm: [0, 2, 1] });
   let x = g.op('Add', [tokens, V('embeddings.position_embedding.weight')], {}, 'hidden_states.0');
   const eps = vit.postNorm.eps;

@@ -199,7 +199,8 @@ function checkRopeTables(decoder: LlamaDecoder, model: OnnxModel, what: string):
 /**
  * Loads the ViT and connector weights from the initializers of vision_encoder.onnx (for training
  * through the vision tower or checking it); the patch weight comes back from the Conv layout
- * (dv, C, p, p) to the engine's (C·p², dv). BAD_ONNX / BAD_CONFIG as loadDecoderWeights.
+ * (dv, C, p, p) to the engine's (C·p², dv), a stem's 3×3 weights from (Cout, Cin, 3, 3) to
+ * (9·Cin, Cout). BAD_ONNX / BAD_CONFIG as loadDecoderWeights.
  */
 export function loadVisionWeights(vit: VisionEncoder, connector: Connector, file: Uint8Array | OnnxModel, what = 'vision_encoder.onnx'): void {
   const model = file instanceof Uint8Array ? parseOnnx(file, what) : file;
@@ -215,8 +216,11 @@ export function loadVisionWeights(vit: VisionEncoder, connector: Connector, file
         throw new EdgeTuneError('BAD_CONFIG', `${what}: it has no initializer ${name} (config ${JSON.stringify(vit.cfg)}): the config.json does not match the ONNX file`);
       }
       let want = [...p.value.shape];
-      const conv = p.name === 'embeddings.patch_embedding.weight';
-      if (conv) want = [want[1]!, vit.embed.channels, vit.cfg.patch, vit.cfg.patch];
+      // Conv weights come back from (Cout, Cin, k, k): the patch projection (k = p) and the stem's 3×3 stages.
+      const stage = /^embeddings\.stem\.(\d+)\.weight$/.exec(p.name);
+      const conv = p.name === 'embeddings.patch_embedding.weight' || stage !== null;
+      if (p.name === 'embeddings.patch_embedding.weight') want = [want[1]!, vit.embed.channels, vit.embed.patch, vit.embed.patch];
+      else if (stage) want = [want[1]!, want[0]! / 9, 3, 3];
       if (!init.float || init.dims.length !== want.length || init.dims.some((d, i) => d !== want[i])) {
         throw new EdgeTuneError('BAD_CONFIG', `${what}: initializer ${name} has shape [${init.dims.join(', ')}] but the config needs [${want.join(', ')}]: the config.json does not match the ONNX file`);
       }

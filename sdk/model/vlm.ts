@@ -19,7 +19,7 @@ import { buildTokenizerJSON } from '../data/vocab.js';
 import { LlamaDecoder, type DecoderConfig } from '../nn/decoder.js';
 import { Activations, type Param } from '../nn/module.js';
 import { normalInit } from '../nn/init.js';
-import { Connector, VisionEncoder, type VisionConfig } from '../nn/vit.js';
+import { Connector, STEM_CONNECTOR_STD, VisionEncoder, type VisionConfig } from '../nn/vit.js';
 import { generate } from './generate.js';
 import { promptIds } from './prompt.js';
 import { Tokenizer, type TokenizerJSON } from './tokenizer.js';
@@ -34,21 +34,23 @@ export interface VlmConfig {
   merge?: number;
 }
 
-/** The embedded model: 64×64 images in 8×8 patches merged 2×2 (16 image rows), 4-layer decoder d = 128. */
+/**
+ * The embedded model: a hybrid ViT (a 4-stage convolutional stem turns 64×64 images into a 4×4
+ * map: 16 tokens, one image row each; 3 transformer layers) and a 4-layer decoder, d = 128.
+ */
 export function tinyVlmConfig(vocab: number): VlmConfig {
   return {
-    vision: { imageSize: 64, patch: 8, d: 96, layers: 3, heads: 4, dFf: 256 },
+    vision: { imageSize: 64, patch: 16, d: 96, layers: 3, heads: 4, dFf: 256, stem: [16, 32, 64, 96] },
     decoder: { layers: 4, dModel: 128, heads: 4, kvHeads: 2, dFf: 344, vocab, ropeTheta: 10000, maxPositions: 128, tiedEmbeddings: true },
     imageMean: [0.5, 0.5, 0.5],
     imageStd: [0.5, 0.5, 0.5],
-    merge: 2,
   };
 }
 
-/** A tiny configuration for tests and the smoke run: 16×16 images in 4×4 patches (16 rows). */
+/** A tiny configuration for tests and the smoke run: 16×16 images through a 2-stage stem (4×4 tokens, 16 rows). */
 export function smokeVlmConfig(vocab: number): VlmConfig {
   return {
-    vision: { imageSize: 16, patch: 4, d: 16, layers: 1, heads: 2, dFf: 32 },
+    vision: { imageSize: 16, patch: 4, d: 16, layers: 1, heads: 2, dFf: 32, stem: [4, 8] },
     decoder: { layers: 2, dModel: 32, heads: 2, kvHeads: 1, dFf: 64, vocab, ropeTheta: 10000, maxPositions: 64, tiedEmbeddings: true },
     imageMean: [0.5, 0.5, 0.5],
     imageStd: [0.5, 0.5, 0.5],
@@ -111,7 +113,7 @@ export class VLM {
       throw new EdgeTuneError('BAD_CONFIG', `decoder vocab ${cfg.decoder.vocab} differs from the tokenizer's ${this.tokenizer.vocabSize} tokens`);
     }
     this.vision = new VisionEncoder(rt, cfg.vision, seed * 3 + 1);
-    this.connector = new Connector(rt, { visionD: cfg.vision.d, d: cfg.decoder.dModel, seed: seed * 3 + 2, merge: cfg.merge ?? 1, grid: cfg.vision.imageSize / cfg.vision.patch });
+    this.connector = new Connector(rt, { visionD: cfg.vision.d, d: cfg.decoder.dModel, seed: seed * 3 + 2, merge: cfg.merge ?? 1, grid: cfg.vision.imageSize / cfg.vision.patch, initStd: cfg.vision.stem ? STEM_CONNECTOR_STD : undefined });
     this.decoder = new LlamaDecoder(rt, cfg.decoder, seed * 3 + 3);
     this.acts = new Activations(rt);
     this.initLocationEmbeddings(seed);

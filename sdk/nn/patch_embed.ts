@@ -32,6 +32,13 @@ export interface PatchEmbedOptions {
   bias?: Float32Array | Tensor;
   position?: Float32Array | Tensor;
   initStd?: number;
+  /** Initial std of the position embeddings (default initStd). */
+  positionStd?: number;
+  /**
+   * The input is already token rows (B·P, channels), raster order: a convolutional stem's output
+   * map (height × width cells). Needs patch 1; the projection is then a 1×1 Conv.
+   */
+  rows?: boolean;
   seed?: number;
   schedule?: MatmulSchedule;
 }
@@ -47,6 +54,8 @@ export class PatchEmbed implements Layer {
   readonly patches: number;
   readonly proj: Dense;
   readonly position: Param;
+  /** The input is token rows (see PatchEmbedOptions.rows). */
+  readonly rows: boolean;
   private readonly acts: Activations;
   private readonly owned: Tensor[] = [];
   private images = -1;
@@ -59,12 +68,14 @@ export class PatchEmbed implements Layer {
     this.width = expectDim('width', o.width);
     this.patch = expectDim('patch', o.patch);
     const d = (this.d = expectDim('d', o.d));
+    this.rows = o.rows ?? false;
+    if (this.rows && this.patch !== 1) throw new EdgeTuneError('BAD_CONFIG', `a patch embedding over token rows needs patch 1, got ${this.patch}`);
     const { patches, patchDim } = patchShape(this.dims(1));
     this.patches = patches;
     const seed = o.seed ?? 0;
     const trainable = o.trainable ?? true;
     this.proj = new Dense(rt, { inFeatures: patchDim, outFeatures: d, bias: true, weight: o.weight, biasValue: o.bias, trainable, initStd: o.initStd, seed, schedule: o.schedule });
-    this.position = param(rt, 'position', valueOf(rt, 'position', o.position, [patches, d], () => normalInit(patches * d, o.initStd ?? 0.02, seed + 1), this.owned), trainable);
+    this.position = param(rt, 'position', valueOf(rt, 'position', o.position, [patches, d], () => normalInit(patches * d, o.positionStd ?? o.initStd ?? 0.02, seed + 1), this.owned), trainable);
     this.acts = new Activations(rt);
   }
 
@@ -74,14 +85,17 @@ export class PatchEmbed implements Layer {
     return [...this.proj.params(p('patch_embedding')), ...named(prefix, [['position_embedding.weight', this.position]])];
   }
 
-  /** Records tokens (images·P, d) for pixels (images, C, H, W); the tokens belong to the layer. */
+  /** Records tokens (images·P, d) for pixels (images, C, H, W) (or token rows); the tokens belong to the layer. */
   async forward(batch: Batch, pixels: Tensor): Promise<Tensor> {
     const per = this.channels * this.height * this.width;
     if (pixels.size % per !== 0 || pixels.size === 0) throw new EdgeTuneError('SHAPE_MISMATCH', `pixels has ${pixels.size} elements, not a whole number of ${this.channels}×${this.height}×${this.width} images`);
     const B = (this.images = pixels.size / per);
     const rows = B * this.patches;
-    const patches = this.acts.get('patches', [rows, this.channels * this.patch * this.patch]);
-    await recordIm2col(this.rt, batch, this.dims(B), pixels.buffer, patches.buffer);
+    let patches = pixels;
+    if (!this.rows) {
+      patches = this.acts.get('patches', [rows, this.channels * this.patch * this.patch]);
+      await recordIm2col(this.rt, batch, this.dims(B), pixels.buffer, patches.buffer);
+    }
     const y = await this.proj.forward(batch, patches, rows);
     await recordAddInto(this.rt, batch, this.position.value.buffer, y.buffer, rows * this.d, { period: this.patches * this.d });
     return y;
@@ -91,6 +105,20 @@ export class PatchEmbed implements Layer {
   async backward(batch: Batch, dy: Tensor): Promise<void> {
     if (this.images < 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'PatchEmbed.backward needs a forward first');
     await this.proj.backwardParams(batch, dy);
+    await this.positionGrad(batch, dy);
+  }
+
+  /** As backward, and returns the gradient of the token-row input (rows mode: the stem's output). */
+  async backwardRows(batch: Batch, dy: Tensor): Promise<Tensor> {
+    if (this.images < 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'PatchEmbed.backward needs a forward first');
+    if (!this.rows) throw new EdgeTuneError('INVALID_ARGUMENT', 'PatchEmbed.backwardRows needs token-row input (rows: true); pixels get no gradient');
+    const dx = await this.proj.backward(batch, dy);
+    await this.positionGrad(batch, dy);
+    return dx;
+  }
+
+  /** dpos[p] += Σ_b dy[b·P + p]. */
+  private async positionGrad(batch: Batch, dy: Tensor): Promise<void> {
     const g = this.position.grad;
     if (!g) return;
     const cols = this.patches * this.d;

@@ -248,3 +248,96 @@ export function geluMlpBackwardRef(i: GeluMlpRef, dy: Arr) {
 }
 
 export { f64 };
+
+// ---- convolutional stem ------------------------------------------------------------------------
+/** Element (b, c, y, x) of a map in NCHW ('nchw') or rows-of-channels ('rows') layout. */
+function mapAt(layout: 'nchw' | 'rows', B: number, C: number, H: number, W: number) {
+  return (b: number, c: number, y: number, x: number) => (layout === 'nchw' ? ((b * C + c) * H + y) * W + x : ((b * H + y) * W + x) * C + c);
+}
+
+/** cols (B·H·W, 9·C) of a 3×3 pad-1 convolution, column c·9 + ky·3 + kx. */
+export function convColsRef(x: Arr, layout: 'nchw' | 'rows', B: number, C: number, H: number, W: number): Float64Array {
+  const at = mapAt(layout, B, C, H, W);
+  const out = new Float64Array(B * H * W * 9 * C);
+  for (let b = 0; b < B; b++) for (let y = 0; y < H; y++) for (let xx = 0; xx < W; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+    const sy = y + ky - 1, sx = xx + kx - 1;
+    if (sy < 0 || sy >= H || sx < 0 || sx >= W) continue;
+    out[((b * H + y) * W + xx) * 9 * C + c * 9 + ky * 3 + kx] = x[at(b, c, sy, sx)]!;
+  }
+  return out;
+}
+
+/** The adjoint of convColsRef in the rows layout: dx (B·H·W, C). */
+export function convColsBackwardRef(dcols: Arr, B: number, C: number, H: number, W: number): Float64Array {
+  const dx = new Float64Array(B * H * W * C);
+  for (let b = 0; b < B; b++) for (let y = 0; y < H; y++) for (let xx = 0; xx < W; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+    const sy = y + ky - 1, sx = xx + kx - 1;
+    if (sy < 0 || sy >= H || sx < 0 || sx >= W) continue;
+    dx[((b * H + sy) * W + sx) * C + c] += dcols[((b * H + y) * W + xx) * 9 * C + c * 9 + ky * 3 + kx]!;
+  }
+  return dx;
+}
+
+/** 2×2 max pooling of a (B·H·W, C): y and, per output, the input index of the window's first maximum. */
+export function maxPool2Ref(a: Arr, B: number, C: number, H: number, W: number): { y: Float64Array; arg: Int32Array } {
+  const Ho = H / 2, Wo = W / 2;
+  const y = new Float64Array(B * Ho * Wo * C), arg = new Int32Array(y.length);
+  for (let b = 0; b < B; b++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) for (let c = 0; c < C; c++) {
+    const o = ((b * Ho + i) * Wo + j) * C + c;
+    let best = -1;
+    for (const [dy, dx] of [[0, 0], [0, 1], [1, 0], [1, 1]] as const) {
+      const k = ((b * H + 2 * i + dy) * W + 2 * j + dx) * C + c;
+      if (best < 0 || a[k]! > a[best]!) best = k;
+    }
+    y[o] = a[best]!;
+    arg[o] = best;
+  }
+  return { y, arg };
+}
+
+export interface StemRefInput {
+  pixels: Arr;
+  B: number;
+  size: number;
+  channels: readonly number[];
+  /** Per stage: W (9·Cin, Cout) and b (Cout). */
+  weights: Float64Array[];
+  biases: Float64Array[];
+}
+
+/** The stem's forward in float64: rows (B·g·g, C_k), and what the backward needs. */
+export function stemRef(i: StemRefInput) {
+  let x: Float64Array = f64(i.pixels);
+  let cin = 3, side = i.size;
+  const saved: { cols: Float64Array; z: Float64Array; arg: Int32Array; cin: number; side: number }[] = [];
+  i.channels.forEach((cout, s) => {
+    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side);
+    const rows = i.B * side * side;
+    const z = matmulRef(cols, i.weights[s]!, rows, 9 * cin, cout, { bias: i.biases[s] });
+    const { y, arg } = maxPool2Ref(geluRef(z), i.B, cout, side, side);
+    saved.push({ cols, z, arg, cin, side });
+    x = y;
+    cin = cout;
+    side /= 2;
+  });
+  return { y: x, saved };
+}
+
+/** Analytic gradients of L = Σ dy ⊙ stem(pixels) for every stage's W and b. */
+export function stemBackwardRef(i: StemRefInput, dy: Arr): { dW: Float64Array[]; db: Float64Array[] } {
+  const { saved } = stemRef(i);
+  const dW: Float64Array[] = [], db: Float64Array[] = [];
+  let g: Float64Array = f64(dy);
+  for (let s = i.channels.length - 1; s >= 0; s--) {
+    const { cols, z, arg, cin, side } = saved[s]!;
+    const cout = i.channels[s]!, rows = i.B * side * side;
+    const da = new Float64Array(rows * cout);
+    arg.forEach((k, o) => (da[k] += g[o]!));
+    const dz = geluBackwardRef(z, da);
+    dW[s] = matmulRef(cols, dz, 9 * cin, rows, cout, { transA: true });
+    db[s] = new Float64Array(cout);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cout; c++) db[s]![c] += dz[r * cout + c]!;
+    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * cin, { transB: true }), i.B, cin, side, side);
+  }
+  return { dW, db };
+}

@@ -1,0 +1,134 @@
+// Convolutional stem of the hybrid ViT (ViT paper §3.1 "hybrid"; early convolutions): k stages of
+// 3×3 conv (pad 1) → GELU → 2×2 max pool, so an H×W image becomes an (H/2ᵏ)×(W/2ᵏ) map whose cells
+// are the encoder's tokens. Shapes, per stage s (C₀ = 3, Hₛ = H/2ˢ):
+//   forward   cols = cols3x3(x)              (B·Hₛ·Wₛ, 9·Cₛ)      x: pixels (B, 3, H, W) or rows
+//             z = cols · Wₛ + bₛ             (B·Hₛ·Wₛ, Cₛ₊₁)      Wₛ (9·Cₛ, Cₛ₊₁), the ONNX Conv
+//             a = gelu(z);  y = maxpool2(a)  (B·Hₛ₊₁·Wₛ₊₁, Cₛ₊₁)  weight (Cₛ₊₁, Cₛ, 3, 3) transposed
+//   backward  da = maxpool2ᵀ(dy);  dz = gelu'(z) ⊙ da;  dWₛ += colsᵀ dz, dbₛ += Σ dz;
+//             dx = cols3x3ᵀ(dz Wₛᵀ) for every stage but the first (the pixels need no gradient).
+// The output rows (B·g·g, C_k), row (b·g + i)·g + j, are the tokens in raster order.
+import { EdgeTuneError, expectDim } from '../errors.js';
+import type { Runtime } from '../gpu/runtime.js';
+import type { Batch } from '../gpu/launch.js';
+import type { Tensor } from '../gpu/tensor.js';
+import { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward } from '../kernels/conv_stem.js';
+import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
+import { Activations, type Layer, type Param } from './module.js';
+import { Dense } from './dense.js';
+
+export interface ConvStemOptions {
+  /** Input image side (square), divisible by 2^stages. */
+  imageSize: number;
+  /** Output channels of each stage. */
+  channels: readonly number[];
+  /** Input channels (default 3). */
+  inChannels?: number;
+  trainable?: boolean;
+  seed?: number;
+}
+
+export class ConvStem implements Layer {
+  readonly rt: Runtime;
+  readonly imageSize: number;
+  readonly inChannels: number;
+  readonly channels: readonly number[];
+  /** One Dense (9·Cₛ → Cₛ₊₁, bias) per stage: the convolution on its columns. */
+  readonly convs: Dense[];
+  /** Side of the output map (imageSize / 2^stages). */
+  readonly grid: number;
+  private readonly acts: Activations;
+  private images = -1;
+  /** Each stage's pre-activation z (the Dense's output), for the GELU backward. */
+  private zs: Tensor[] = [];
+
+  constructor(rt: Runtime, o: ConvStemOptions) {
+    if (!o || typeof o !== 'object' || !Array.isArray(o.channels) || o.channels.length === 0) throw new EdgeTuneError('BAD_CONFIG', 'a convolutional stem needs { imageSize, channels: [C₁, …] } with at least one stage');
+    this.rt = rt;
+    this.imageSize = expectDim('imageSize', o.imageSize);
+    this.inChannels = expectDim('inChannels', o.inChannels ?? 3);
+    o.channels.forEach((c, i) => expectDim(`stem channels[${i}]`, c));
+    this.channels = [...o.channels];
+    const k = this.channels.length;
+    if (this.imageSize % 2 ** k !== 0) throw new EdgeTuneError('BAD_CONFIG', `a ${k}-stage stem halves the image ${k} times: the image size ${this.imageSize} must be a multiple of ${2 ** k}`);
+    this.grid = this.imageSize / 2 ** k;
+    const seed = o.seed ?? 0;
+    // He-style init for GELU stages: N(0, 1/(3·fan_in)), PyTorch's Conv2d default scale.
+    this.convs = this.channels.map((c, s) => {
+      const cin = s === 0 ? this.inChannels : this.channels[s - 1]!;
+      return new Dense(rt, { inFeatures: 9 * cin, outFeatures: c, bias: true, trainable: o.trainable ?? true, initStd: 1 / Math.sqrt(3 * 9 * cin), seed: seed * 7 + s });
+    });
+    this.acts = new Activations(rt);
+  }
+
+  /** Channels of the output rows. */
+  get outChannels(): number {
+    return this.channels[this.channels.length - 1]!;
+  }
+
+  /** stem.{s}.weight (9·Cₛ, Cₛ₊₁), stem.{s}.bias. */
+  params(prefix = ''): Param[] {
+    const p = (s: string) => (prefix ? `${prefix}.${s}` : s);
+    return this.convs.flatMap((c, s) => c.params(p(`stem.${s}`)));
+  }
+
+  private dims(s: number) {
+    const side = this.imageSize / 2 ** s;
+    return { batch: this.images, channels: s === 0 ? this.inChannels : this.channels[s - 1]!, height: side, width: side };
+  }
+
+  /** pixels (B, C, H, W) → rows (B·g·g, C_k), layer-owned. */
+  async forward(batch: Batch, pixels: Tensor): Promise<Tensor> {
+    const per = this.inChannels * this.imageSize ** 2;
+    if (pixels.size % per !== 0 || pixels.size === 0) throw new EdgeTuneError('SHAPE_MISMATCH', `pixels has ${pixels.size} elements, not a whole number of ${this.inChannels}×${this.imageSize}×${this.imageSize} images`);
+    this.images = pixels.size / per;
+    let x = pixels;
+    this.zs = [];
+    for (let s = 0; s < this.convs.length; s++) {
+      const d = this.dims(s);
+      const rows = d.batch * d.height * d.width;
+      const cols = this.acts.get(`cols${s}`, [rows, 9 * d.channels]);
+      await recordConvCols(this.rt, batch, d, s === 0 ? 'nchw' : 'rows', x.buffer, cols.buffer);
+      const z = await this.convs[s]!.forward(batch, cols, rows);
+      this.zs.push(z);
+      const cout = this.channels[s]!;
+      const a = this.acts.get(`a${s}`, [rows, cout]);
+      await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: rows * cout });
+      const y = this.acts.get(`y${s}`, [rows / 4, cout]);
+      await recordMaxPool2(this.rt, batch, { ...d, channels: cout }, a.buffer, y.buffer);
+      x = y;
+    }
+    return x;
+  }
+
+  /** Records the parameter gradients for dy (B·g·g, C_k); the pixels get none. */
+  async backward(batch: Batch, dy: Tensor): Promise<void> {
+    if (this.images < 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'ConvStem.backward needs a forward first');
+    let g = dy;
+    for (let s = this.convs.length - 1; s >= 0; s--) {
+      const d = this.dims(s);
+      const rows = d.batch * d.height * d.width;
+      const cout = this.channels[s]!;
+      const a = this.acts.get(`a${s}`, [rows, cout]);
+      const da = this.acts.get(`da${s}`, [rows, cout]);
+      await recordMaxPool2Backward(this.rt, batch, { ...d, channels: cout }, a.buffer, g.buffer, da.buffer);
+      const conv = this.convs[s]!;
+      const dz = this.acts.get(`dz${s}`, [rows, cout]);
+      await recordGeluBackward(this.rt, batch, { z: this.zs[s]!.buffer, dy: da.buffer, dz: dz.buffer, n: rows * cout });
+      if (s === 0) {
+        await conv.backwardParams(batch, dz);
+        break;
+      }
+      const dcols = await conv.backward(batch, dz);
+      const dx = this.acts.get(`dx${s}`, [rows, d.channels]);
+      await recordConvColsBackward(this.rt, batch, d, dcols.buffer, dx.buffer);
+      g = dx;
+    }
+  }
+
+  release(): void {
+    this.acts.clear();
+    for (const c of this.convs) c.release();
+    this.images = -1;
+    this.zs = [];
+  }
+}

@@ -1,0 +1,125 @@
+// Convolutional stem of the hybrid ViT: 3×3 convolutions (pad 1, stride 1) as cols · W, and
+// 2×2 max pooling (stride 2). Activations are rows of channels (NHWC): x (B·H·W, C), row
+// (b·H + y)·W + x. The first stage reads the pixels (B, C, H, W) instead (NCHW: layout 0).
+//   cols3x3          cols (B·H·W, 9·C), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
+//                    weight (Cout, C, 3, 3) reshaped to (Cout, 9·C) and transposed):
+//                    cols[(b·H + y)·W + x, c·9 + ky·3 + kx] = x[b, c, y + ky − 1, x + kx − 1], 0 outside.
+//   cols3x3_backward dx (B·H·W, C) from dcols (B·H·W, 9·C), NHWC only (the pixels need none):
+//                    dx[b, y, x, c] = Σ_{ky,kx} dcols[(b·H + y − ky + 1)·W + x − kx + 1, c·9 + ky·3 + kx],
+//                    rows outside the image left out. A gather: no atomics.
+//   maxpool2_forward  y (B·(H/2)·(W/2), C) = max of each 2×2 window of a (B·H·W, C).
+//   maxpool2_backward da (B·H·W, C): dy of the window at the element that is its maximum (the
+//                    first in (0,0), (0,1), (1,0), (1,1) order on ties, as the forward's choice),
+//                    0 elsewhere.
+// One invocation per output element.
+
+struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, _p0: u32, _p1: u32, _p2: u32 }
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// maxpool2_backward: the forward input a (src is dy).
+@group(0) @binding(3) var<storage, read> fwd: array<f32>;
+
+fn tid(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+// (b, y, x, c) of element t of a rows-layout (B·H·W, C) map.
+fn elementOf(t: u32) -> vec4<u32> {
+  var r = t / prm.C;
+  let x = r % prm.W; r /= prm.W;
+  return vec4<u32>(r / prm.H, r % prm.H, x, t % prm.C);
+}
+
+// Offset of element (b, c, y, x) in the stage input.
+fn at(b: u32, c: u32, y: u32, x: u32) -> u32 {
+  if (prm.nhwc == 0u) { return ((b * prm.C + c) * prm.H + y) * prm.W + x; }
+  return ((b * prm.H + y) * prm.W + x) * prm.C + c;
+}
+
+@compute @workgroup_size(WG)
+fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = tid(wid, nwg, lid);
+  let K = 9u * prm.C;
+  let n = prm.B * prm.H * prm.W * K;
+  if (t >= n) { return; }
+  let col = t % K;
+  var r = t / K;
+  let x = r % prm.W; r /= prm.W;
+  let y = r % prm.H;
+  let b = r / prm.H;
+  let c = col / 9u;
+  let k = col % 9u;
+  // y + ky − 1 without going below 0: compare before subtracting.
+  let sy = y + k / 3u;
+  let sx = x + k % 3u;
+  var v = 0.0;
+  if (sy >= 1u && sy <= prm.H && sx >= 1u && sx <= prm.W) { v = src[at(b, c, sy - 1u, sx - 1u)]; }
+  dst[t] = v;
+}
+
+@compute @workgroup_size(WG)
+fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = tid(wid, nwg, lid);
+  let n = prm.B * prm.H * prm.W * prm.C;
+  if (t >= n) { return; }
+  let e = elementOf(t);
+  let b = e.x; let y = e.y; let x = e.z; let c = e.w;
+  let K = 9u * prm.C;
+  var s = 0.0;
+  for (var ky = 0u; ky < 3u; ky++) {
+    // The output row oy = y − ky + 1 must lie in [0, H).
+    let oy1 = y + 1u;
+    if (oy1 < ky || oy1 - ky >= prm.H) { continue; }
+    let oy = oy1 - ky;
+    for (var kx = 0u; kx < 3u; kx++) {
+      let ox1 = x + 1u;
+      if (ox1 < kx || ox1 - kx >= prm.W) { continue; }
+      let ox = ox1 - kx;
+      s += src[((b * prm.H + oy) * prm.W + ox) * K + c * 9u + ky * 3u + kx];
+    }
+  }
+  dst[t] = s;
+}
+
+@compute @workgroup_size(WG)
+fn maxpool2_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = tid(wid, nwg, lid);
+  let Ho = prm.H / 2u;
+  let Wo = prm.W / 2u;
+  let n = prm.B * Ho * Wo * prm.C;
+  if (t >= n) { return; }
+  let c = t % prm.C;
+  var r = t / prm.C;
+  let x = r % Wo; r /= Wo;
+  let y = r % Ho;
+  let b = r / Ho;
+  let i0 = ((b * prm.H + 2u * y) * prm.W + 2u * x) * prm.C + c;
+  let i1 = i0 + prm.W * prm.C;
+  dst[t] = max(max(src[i0], src[i0 + prm.C]), max(src[i1], src[i1 + prm.C]));
+}
+
+@compute @workgroup_size(WG)
+fn maxpool2_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = tid(wid, nwg, lid);
+  let n = prm.B * prm.H * prm.W * prm.C;
+  if (t >= n) { return; }
+  let e = elementOf(t);
+  let b = e.x; let y = e.y; let x = e.z; let c = e.w;
+  let Ho = prm.H / 2u;
+  let Wo = prm.W / 2u;
+  let i0 = ((b * prm.H + (y & ~1u)) * prm.W + (x & ~1u)) * prm.C + c;
+  let i1 = i0 + prm.W * prm.C;
+  // The window's first maximum, in (0,0), (0,1), (1,0), (1,1) order.
+  var best = i0;
+  var m = fwd[i0];
+  if (fwd[i0 + prm.C] > m) { best = i0 + prm.C; m = fwd[best]; }
+  if (fwd[i1] > m) { best = i1; m = fwd[i1]; }
+  if (fwd[i1 + prm.C] > m) { best = i1 + prm.C; }
+  var g = 0.0;
+  if (best == t) { g = src[((b * Ho + y / 2u) * Wo + x / 2u) * prm.C + c]; }
+  dst[t] = g;
+}
