@@ -203,7 +203,7 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
   };
   toConv('embeddings.patch_embedding.weight', C, p);
   const stem = vit.stem;
-  stem?.channels.forEach((_, s) => toConv(`embeddings.stem.${s}.weight`, s === 0 ? stem.inChannels : stem.channels[s - 1]!, 3));
+  stem?.channels.forEach((_, s) => toConv(`embeddings.stem.${s}.weight`, stem.stageInChannels(s), 3));
   const V = addWeights(g, vw, VISION_PREFIX);
   const Cn = addWeights(g, await hostWeights(connector.params()), CONNECTOR_PREFIX);
 

@@ -215,20 +215,18 @@ export function loadVisionWeights(vit: VisionEncoder, connector: Connector, file
         if (!model.initializers.has(`${VISION_PREFIX}embeddings.patch_embedding.weight`)) throw bad(what, `it holds no vision encoder weights (no ${name})`);
         throw new EdgeTuneError('BAD_CONFIG', `${what}: it has no initializer ${name} (config ${JSON.stringify(vit.cfg)}): the config.json does not match the ONNX file`);
       }
-      let want = [...p.value.shape];
       // Conv weights come back from (Cout, Cin, k, k): the patch projection (k = p) and the stem's 3×3 stages.
-      const stage = /^embeddings\.stem\.(\d+)\.weight$/.exec(p.name);
-      const conv = p.name === 'embeddings.patch_embedding.weight' || stage !== null;
-      if (p.name === 'embeddings.patch_embedding.weight') want = [want[1]!, vit.embed.channels, vit.embed.patch, vit.embed.patch];
-      else if (stage) want = [want[1]!, want[0]! / 9, 3, 3];
+      const [rows, cols] = p.value.shape as [number, number];
+      const convShape = p.name === 'embeddings.patch_embedding.weight' ? [cols, vit.embed.channels, vit.embed.patch, vit.embed.patch]
+        : /^embeddings\.stem\.\d+\.weight$/.test(p.name) ? [cols, rows / 9, 3, 3] : null;
+      const want = convShape ?? [...p.value.shape];
       if (!init.float || init.dims.length !== want.length || init.dims.some((d, i) => d !== want[i])) {
         throw new EdgeTuneError('BAD_CONFIG', `${what}: initializer ${name} has shape [${init.dims.join(', ')}] but the config needs [${want.join(', ')}]: the config.json does not match the ONNX file`);
       }
       let data = init.float;
-      if (conv) {
-        const [dv, rows] = [want[0]!, p.value.shape[0]!];
-        data = new Float32Array(rows * dv);
-        for (let r = 0; r < rows; r++) for (let o = 0; o < dv; o++) data[r * dv + o] = init.float[o * rows + r]!;
+      if (convShape) {
+        data = new Float32Array(rows * cols);
+        for (let r = 0; r < rows; r++) for (let o = 0; o < cols; o++) data[r * cols + o] = init.float[o * rows + r]!;
       }
       writes.push([p, data]);
     }

@@ -54,10 +54,15 @@ export class ConvStem implements Layer {
     const seed = o.seed ?? 0;
     // He-style init for GELU stages: N(0, 1/(3·fan_in)), PyTorch's Conv2d default scale.
     this.convs = this.channels.map((c, s) => {
-      const cin = s === 0 ? this.inChannels : this.channels[s - 1]!;
+      const cin = this.stageInChannels(s);
       return new Dense(rt, { inFeatures: 9 * cin, outFeatures: c, bias: true, trainable: o.trainable ?? true, initStd: 1 / Math.sqrt(3 * 9 * cin), seed: seed * 7 + s });
     });
     this.acts = new Activations(rt);
+  }
+
+  /** Input channels of stage s: the image's for the first, the previous stage's output after. */
+  stageInChannels(s: number): number {
+    return s === 0 ? this.inChannels : this.channels[s - 1]!;
   }
 
   /** Channels of the output rows. */
@@ -73,7 +78,7 @@ export class ConvStem implements Layer {
 
   private dims(s: number) {
     const side = this.imageSize / 2 ** s;
-    return { batch: this.images, channels: s === 0 ? this.inChannels : this.channels[s - 1]!, height: side, width: side };
+    return { batch: this.images, channels: this.stageInChannels(s), height: side, width: side };
   }
 
   /** pixels (B, C, H, W) → rows (B·g·g, C_k), layer-owned. */
