@@ -16,10 +16,10 @@ import { IMAGE_ROW_ID, layoutSequence } from '../sdk/model/prompt.js';
 import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
 import { pretrain } from '../sdk/train/vlm_pretrain.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
-import { randn, rng } from './helpers/reference.js';
+import { randn } from './helpers/reference.js';
 import { softmaxes } from './helpers/loss_ref.js';
 import { testRuntime } from './helpers/runtime.js';
-import { batchLogits } from './helpers/vlm.js';
+import { batchLogits, checkGradients } from './helpers/vlm.js';
 
 const VOCAB = 360;
 const CFG: VlmConfig = {
@@ -142,33 +142,7 @@ describe('full-mode gradients through the image rows', () => {
       'multi_modal_projector.linear_1.weight',
       'multi_modal_projector.linear_2.bias',
     ];
-    const byName = new Map(trainer.optimizer.params.map((p) => [p.name, p]));
-    const r = rng(17);
-    const eps = 1e-2;
-    let checked = 0;
-    for (const name of names) {
-      const p = byName.get(name);
-      expect(p, `${name} is trainable`).toBeDefined();
-      const grad = g.get(name)!;
-      const value = await p!.value.read();
-      let arg = 0;
-      for (let i = 1; i < grad.length; i++) if (Math.abs(grad[i]!) > Math.abs(grad[arg]!)) arg = i;
-      expect(Math.abs(grad[arg]!), `${name} has a gradient`).toBeGreaterThan(1e-3);
-      for (const i of [arg, Math.floor(r() * grad.length)]) {
-        const orig = value[i]!;
-        value[i] = orig + eps;
-        p!.value.write(value);
-        const lp = (await trainer.evaluate(mb)).ce;
-        value[i] = orig - eps;
-        p!.value.write(value);
-        const lm = (await trainer.evaluate(mb)).ce;
-        value[i] = orig;
-        p!.value.write(value);
-        const fd = (lp - lm) / (2 * eps);
-        expect(Math.abs(fd - grad[i]!), `${name}[${i}] fd ${fd} analytic ${grad[i]}`).toBeLessThanOrEqual(5e-4 + 3e-2 * Math.abs(grad[i]!));
-        checked++;
-      }
-    }
+    const checked = await checkGradients(trainer.optimizer.params, g, names, async () => (await trainer.evaluate(mb)).ce, { eps: 1e-2, atol: 5e-4, seed: 17 });
     expect(checked).toBe(2 * names.length);
     trainer.destroy();
   });
@@ -250,21 +224,42 @@ describe('training and asking', () => {
 });
 
 describe('pretraining', () => {
-  test('a run resumed from a checkpoint reproduces the uninterrupted losses', async () => {
+  test('a run resumed from a checkpoint of either phase reproduces the uninterrupted losses', async () => {
     const rt = await testRuntime();
-    const base = { config: CFG, steps: 4, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
+    // Steps 1–3: the encoder phase; 4–7: the VLM's. Checkpoints at 2 (encoder: its head and
+    // optimizer state), 4 and 6 (VLM).
+    const base = { config: CFG, steps: 4, encoderSteps: 3, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
     const whole = await pretrain(rt, { ...base, out: path.join(tmp, 'whole') });
-    expect(whole.step).toBe(4);
-    const cut = await pretrain(rt, { ...base, out: path.join(tmp, 'cut'), stopAt: 2 });
-    expect(cut.step).toBe(2);
-    const lines: string[] = [];
-    const resumed = await pretrain(rt, { ...base, out: path.join(tmp, 'cut'), resume: true, log: (l) => lines.push(l) });
-    expect(lines[0]).toContain('resumed');
-    expect([...resumed.losses.keys()]).toEqual([3, 4]);
-    for (const t of [1, 2]) expect(cut.losses.get(t)).toBe(whole.losses.get(t));
-    for (const t of [3, 4]) expect(resumed.losses.get(t)).toBe(whole.losses.get(t));
-    const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
-    for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);
+    expect(whole.step).toBe(7);
+    expect([...whole.losses.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    for (const [cutAt, from] of [[3, 2], [5, 4]] as const) {
+      const dir = path.join(tmp, `cut${cutAt}`);
+      const cut = await pretrain(rt, { ...base, out: dir, stopAt: cutAt });
+      expect(cut.step).toBe(cutAt);
+      for (let t = 1; t <= cutAt; t++) expect(cut.losses.get(t), `step ${t}`).toBe(whole.losses.get(t));
+      const lines: string[] = [];
+      const resumed = await pretrain(rt, { ...base, out: dir, resume: true, log: (l) => lines.push(l) });
+      expect(lines[0]).toBe(`resumed from ${dir}/checkpoint at step ${from}`);
+      expect([...resumed.losses.keys()]).toEqual([3, 4, 5, 6, 7].filter((t) => t > from));
+      for (const t of resumed.losses.keys()) expect(resumed.losses.get(t), `step ${t} after resuming at ${from}`).toBe(whole.losses.get(t));
+      const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
+      for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);
+    }
+  });
+
+  test('the encoder phase changes only the vision encoder', async () => {
+    const rt = await testRuntime();
+    const init = new VLM(rt, CFG, undefined, 0);
+    const before = await snapshot(init.baseParams());
+    const r = await pretrain(rt, { config: CFG, steps: 1, encoderSteps: 2, stopAt: 2, batch: 2, lr: 3e-3, checkpointEvery: 0, out: path.join(tmp, 'enc'), log: () => {} });
+    expect(r.step).toBe(2);
+    let moved = 0;
+    for (const [n, v] of await snapshot(r.vlm.baseParams())) {
+      const same = v.every((x, i) => x === before.get(n)![i]);
+      if (n.startsWith('vision_model.')) moved += same ? 0 : 1;
+      else expect(same, `${n} is outside the encoder`).toBe(true);
+    }
+    expect(moved).toBeGreaterThan(0);
   });
 });
 

@@ -9,6 +9,9 @@
 // question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
 // `where is …?` answers get soft targets (PRETRAIN_GROUNDING, DESIGN §1.5).
 // Every image row also names the object covering it (region targets, PRETRAIN_REGION_TARGETS).
+// Before all that, an encoder phase of `encoderSteps` steps trains the vision encoder alone with
+// a linear head on its rows (EncoderTrainer; PRETRAIN_ENCODER_FRACTION). Steps are numbered
+// across both phases: 1 … E the encoder's, E + 1 … E + steps the VLM's.
 import { EdgeTuneError } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { formatAnswer } from '../data/answer.js';
@@ -19,7 +22,10 @@ import { readBlobFiles, smokeVlmConfig, tinyVlmConfig, VLM, writeBlobFiles, type
 import { vlmBatch, VlmTrainer, type VlmBatch } from './vlm_trainer.js';
 import { savePackage } from '../model/package.js';
 import type { LabelKernel } from '../kernels/grounding_labels.js';
+import type { Param } from '../nn/module.js';
+import type { AdamW } from './optimizer.js';
 import { regionTargets } from './region_targets.js';
+import { destroyHead, EncoderTrainer, regionHead, type EncoderBatch } from './encoder_pretrain.js';
 
 export interface PretrainOptions {
   /** 'tiny' (the embedded model), 'smoke' (CI) or a config. Default 'tiny'. */
@@ -39,6 +45,10 @@ export interface PretrainOptions {
   grounding?: { kernel: LabelKernel; mix?: number } | null;
   /** Colour- or shape-word targets on the image rows (regionTargets; default PRETRAIN_REGION_TARGETS). */
   regionTargets?: boolean;
+  /** Steps of the encoder phase before the `steps` of the VLM (default round(PRETRAIN_ENCODER_FRACTION · steps); 0: none). */
+  encoderSteps?: number;
+  /** Keep the region head on the vision rows through the VLM phase (default PRETRAIN_REGION_HEAD). */
+  regionHead?: boolean;
   /** Sequences per step (default 16). */
   batch?: number;
   /** Peak learning rate (default 2e-3), linear warmup (default 5% of steps), cosine to lr/10. */
@@ -51,7 +61,7 @@ export interface PretrainOptions {
   checkpointEvery?: number;
   /** Continue from `<out>/checkpoint` when it exists. */
   resume?: boolean;
-  /** Stop after this step without writing the final weights (tests: an interrupted run). */
+  /** Stop after this step (numbered across both phases) without writing the final weights (tests: an interrupted run). */
   stopAt?: number;
   /** Steps between progress lines (default 10). */
   logEvery?: number;
@@ -60,9 +70,9 @@ export interface PretrainOptions {
 
 export interface PretrainResult {
   vlm: VLM;
-  /** Loss of every step this call ran, by step (1-based). */
+  /** Loss of every step this call ran, by step (1-based, across both phases). */
   losses: Map<number, number>;
-  /** The step reached. */
+  /** The step reached (encoder steps included). */
   step: number;
   /** Mean wall time of a step in this call (ms), its first step (pipeline compilation) excluded when possible. */
   msPerStep: number;
@@ -109,6 +119,37 @@ export function regionAttribute(i: number): 'shape' | 'color' {
   return (Math.imul(i + 1, 0x85ebca6b) >>> 0) % 2 === 0 ? 'shape' : 'color';
 }
 
+/**
+ * Encoder phase (EncoderTrainer): its length as a share of the VLM's steps. A from-scratch
+ * encoder behind the connector and decoder stays at chance on shapes for the whole budget;
+ * with a linear head straight on its rows, single-shape scenes and each row's shape word as
+ * target, it learns them in a few hundred steps (README: The tiny VLM).
+ */
+export const PRETRAIN_ENCODER_FRACTION = 0.375;
+/**
+ * The encoder phase's head stays on through the VLM phase, its CE (each image row's region word,
+ * the same targets as the decoder's image rows) added to the loss: the encoder keeps what it
+ * learnt while the decoder learns to read it.
+ */
+export const PRETRAIN_REGION_HEAD = true;
+/** The encoder phase's learning rate: linear warm-up over this share of its steps, then constant. */
+export const ENCODER_WARMUP_FRACTION = 0.15;
+/** First train-split index of the encoder phase's samples, far from the VLM phase's 0 … steps·B − 1. */
+export const ENCODER_SAMPLE_OFFSET = 2 ** 29;
+
+/** The encoder batch of encoder step t (1-based): single-shape scenes, every vision row's target the shape word of the object covering it. */
+export function encoderBatch(vlm: VLM, t: number, B: number): EncoderBatch {
+  const size = vlm.cfg.vision.imageSize, P = vlm.vision.patches, per = 3 * size * size;
+  const pixels = new Float32Array(B * per);
+  const targets = new Int32Array(B * P);
+  for (let k = 0; k < B; k++) {
+    const s = sampleSplit('general', 'train', ENCODER_SAMPLE_OFFSET + (t - 1) * B + k, { size, types: ['shape'] });
+    pixels.set(vlm.pixelValues(s.image), k * per);
+    targets.set(regionTargets(vlm.tokenizer, s, P, 'shape'), k * P);
+  }
+  return { batch: B, pixels, targets };
+}
+
 /** Soft targets at location tokens: a Gaussian of 0.7 cells, half of the mass on the hard cell's one-hot. */
 export const PRETRAIN_GROUNDING = { kernel: { kind: 'gaussian', sigma: 0.7 } as LabelKernel, mix: 0.5 };
 
@@ -140,37 +181,76 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function saveCheckpoint(dir: string, trainer: VlmTrainer, totalSteps: number): Promise<void> {
+interface StepTrainer {
+  vlm: VLM;
+  optimizer: AdamW;
+  step: number;
+}
+
+interface CheckpointTensor {
+  name: string;
+  size: number;
+  /** Offsets (floats) of its Adam moments and, for a region head, of its value. */
+  m: number;
+  v: number;
+  value?: number;
+}
+
+/**
+ * The model's weights, plus `<name>.json/.bin`: the optimizer state (m, v, t), the phase's step,
+ * the run's lengths, and the values of `extra` parameters that are not part of the model (the
+ * region head).
+ */
+async function saveCheckpoint(dir: string, name: 'optimizer' | 'encoder', trainer: StepTrainer, meta: Record<string, number>, extra: Param[] = []): Promise<void> {
   await trainer.vlm.saveWeights(dir);
   const st = await trainer.optimizer.state();
-  const names = Object.keys(st.m);
+  const values = new Map<string, Float32Array>();
+  for (const p of extra) values.set(p.name, await p.value.read());
   let total = 0;
-  const index = names.map((n) => {
-    const e = { name: n, size: st.m[n]!.length, m: total, v: total + st.m[n]!.length };
-    total += 2 * st.m[n]!.length;
+  const index: CheckpointTensor[] = Object.keys(st.m).map((n) => {
+    const size = st.m[n]!.length;
+    const e: CheckpointTensor = { name: n, size, m: total, v: total + size };
+    total += 2 * size;
+    if (values.has(n)) {
+      e.value = total;
+      total += size;
+    }
     return e;
   });
   const data = new Float32Array(total);
   for (const e of index) {
     data.set(st.m[e.name]!, e.m);
     data.set(st.v[e.name]!, e.v);
+    if (e.value !== undefined) data.set(values.get(e.name)!, e.value);
   }
-  await writeBlobFiles(dir, 'optimizer', { t: st.t, step: trainer.step, totalSteps, tensors: index }, data);
+  await writeBlobFiles(dir, name, { ...meta, t: st.t, step: trainer.step, tensors: index }, data);
 }
 
-async function loadCheckpoint(dir: string, trainer: VlmTrainer): Promise<number | undefined> {
+async function loadCheckpoint(dir: string, name: 'optimizer' | 'encoder', trainer: StepTrainer, extra: Param[] = []): Promise<Record<string, number>> {
   await trainer.vlm.loadWeights(dir);
-  const { json, data } = await readBlobFiles(dir, 'optimizer');
-  const j = json as { t: number; step: number; totalSteps?: number; tensors: { name: string; size: number; m: number; v: number }[] };
-  if (!j || !Array.isArray(j.tensors)) throw new EdgeTuneError('BAD_CONFIG', `${dir}/optimizer.json is not an optimizer checkpoint`);
+  const { json, data } = await readBlobFiles(dir, name);
+  const j = json as { t: number; step: number; tensors: CheckpointTensor[] } & Record<string, number>;
+  if (!j || !Array.isArray(j.tensors)) throw new EdgeTuneError('BAD_CONFIG', `${dir}/${name}.json is not an optimizer checkpoint`);
   const m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+  const values = new Map<string, Float32Array>();
   for (const e of j.tensors) {
     m[e.name] = data.subarray(e.m, e.m + e.size);
     v[e.name] = data.subarray(e.v, e.v + e.size);
+    if (e.value !== undefined) values.set(e.name, data.subarray(e.value, e.value + e.size));
+  }
+  for (const p of extra) {
+    const x = values.get(p.name);
+    if (!x || x.length !== p.value.size) throw new EdgeTuneError('BAD_CONFIG', `${dir}/${name}.json has no ${p.value.size} values for ${p.name}`);
+    p.value.write(x);
   }
   trainer.optimizer.loadState({ t: j.t, m, v });
   trainer.step = j.step;
-  return j.totalSteps;
+  return j;
+}
+
+async function removeFile(path: string): Promise<void> {
+  const fs = await import('node:fs/promises');
+  await fs.rm(path, { force: true });
 }
 
 const fmtTime = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
@@ -181,6 +261,9 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const B = o.batch ?? 16;
   const steps = o.steps;
   if (!(Number.isInteger(steps) && steps >= 1)) throw new EdgeTuneError('INVALID_ARGUMENT', `steps must be a positive integer, got ${String(steps)}`);
+  const E = o.encoderSteps ?? Math.round(steps * PRETRAIN_ENCODER_FRACTION);
+  if (!(Number.isInteger(E) && E >= 0)) throw new EdgeTuneError('INVALID_ARGUMENT', `encoderSteps must be a non-negative integer, got ${String(o.encoderSteps)}`);
+  const all = E + steps;
   const lr = o.lr ?? 2e-3;
   const warmup = o.warmup ?? Math.max(1, Math.round(steps * 0.05));
   const log = o.log ?? ((l: string) => console.log(l));
@@ -192,47 +275,94 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const regions = o.regionTargets ?? PRETRAIN_REGION_TARGETS;
   const grounding = o.grounding === undefined ? PRETRAIN_GROUNDING : (o.grounding ?? undefined);
   const ckEvery = o.checkpointEvery ?? 200;
+  const weightDecay = o.weightDecay ?? 0.01;
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
-  const trainer = new VlmTrainer(vlm, { mode: 'full', lr, weightDecay: o.weightDecay ?? 0.01, schedule: { lr, warmup, total: steps, minLr: lr / 10 }, grounding });
-  if (o.resume && (await exists(`${ckDir}/optimizer.json`))) {
-    const total = await loadCheckpoint(ckDir, trainer);
-    log(`resumed from ${ckDir} at step ${trainer.step}`);
-    // The schedule depends on the total: another --steps gives another run than the original.
-    if (total !== undefined && total !== steps) log(`warning: the checkpoint was written by a run of ${total} steps; this run has ${steps} (another lr schedule)`);
+  const head = E > 0 || (o.regionHead ?? PRETRAIN_REGION_HEAD) ? regionHead(vlm, o.seed ?? 0) : null;
+  /** The head's parameters when it lives on in the VLM phase (checkpointed with it). */
+  const headInVlm = (o.regionHead ?? PRETRAIN_REGION_HEAD) && head ? head.params('region_head') : [];
+  let encoder = E > 0 ? new EncoderTrainer(vlm, { lr, weightDecay, schedule: { lr, warmup: Math.max(1, Math.round(E * ENCODER_WARMUP_FRACTION)), total: E, minLr: lr }, head: head! }) : null;
+  let trainer = null as VlmTrainer | null;
+  const regionHeadOpt = headInVlm.length > 0 ? head! : undefined;
+  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10 }, grounding, regionHead: regionHeadOpt }));
+  /** Steps done, across both phases. */
+  const done = () => (trainer ? E + trainer.step : (encoder?.step ?? 0));
+  /** The encoder phase's head and optimizer state go once the VLM phase starts. */
+  const dropEncoder = () => {
+    encoder?.destroy();
+    encoder = null;
+  };
+  if (o.resume) {
+    // A checkpoint of the VLM phase supersedes one of the encoder phase (saving the latter removes the former).
+    let j: Record<string, number> | null = null;
+    if (await exists(`${ckDir}/optimizer.json`)) {
+      dropEncoder();
+      j = await loadCheckpoint(ckDir, 'optimizer', vlmTrainer(), headInVlm);
+    } else if (encoder && (await exists(`${ckDir}/encoder.json`))) j = await loadCheckpoint(ckDir, 'encoder', encoder, encoder.headParams());
+    if (j) {
+      log(`resumed from ${ckDir} at step ${done()}`);
+      // The schedule depends on the totals: other --steps give another run than the original.
+      if ((j.totalSteps !== undefined && j.totalSteps !== steps) || (j.encoderSteps ?? E) !== E) {
+        log(`warning: the checkpoint was written by a run of ${j.encoderSteps ?? 0} + ${j.totalSteps} steps; this run has ${E} + ${steps} (another lr schedule)`);
+      }
+    }
   }
+  const meta = { totalSteps: steps, encoderSteps: E };
   const losses = new Map<number, number>();
-  const last = Math.min(steps, o.stopAt ?? steps);
-  let window = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0, first = true;
+  const last = Math.min(all, o.stopAt ?? all);
+  let window = 0, regionWindow = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0, first = true;
   const t0 = performance.now();
-  while (trainer.step < last) {
-    const t = trainer.step + 1;
-    const mb = t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions) : pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions);
+  while (done() < last) {
+    const g = done() + 1;
     const ts = performance.now();
-    const r = await trainer.trainStep(mb);
+    let r: { loss: number; lr: number; gradNorm: number; skipped: boolean; regionCe?: number };
+    let n: number;
+    if (g <= E) {
+      const mb = encoderBatch(vlm, g, B);
+      r = await encoder!.trainStep(mb);
+      n = mb.targets.length;
+    } else {
+      dropEncoder();
+      const t = g - E;
+      const mb = t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions) : pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions);
+      r = await vlmTrainer().trainStep(mb);
+      n = mb.batch * mb.seq;
+    }
     const dt = performance.now() - ts;
-    // The first step of a call compiles the pipelines: timed only when it is the only one.
-    if (!first || last - r.step === 0) {
+    // The first step of a call and of a phase compiles pipelines: timed only when it is the only one.
+    if ((!first && g !== E + 1) || last - g === 0) {
       timed += dt;
       timedSteps++;
-      rows += mb.batch * mb.seq;
+      rows += n;
     }
-    losses.set(r.step, r.loss);
+    losses.set(g, r.loss);
     window += r.loss;
+    regionWindow += r.regionCe ?? 0;
     windowN++;
-    if (r.step % logEvery === 0 || r.step === last) {
+    if (g % logEvery === 0 || g === last || g === E) {
       const msStep = timedSteps ? timed / timedSteps : dt;
       const tps = timed > 0 ? (rows / timed) * 1000 : 0;
-      log(`step ${r.step}/${steps}  loss ${(window / windowN).toFixed(4)}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} tokens/s  ${msStep.toFixed(0)} ms/step  eta ${fmtTime(((steps - r.step) * msStep) / 1000)}`);
+      const phase = g <= E ? 'encoder' : 'vlm';
+      const region = g > E && regionHeadOpt ? `  region ${(regionWindow / windowN).toFixed(4)}` : '';
+      log(`step ${g}/${all} ${phase}  loss ${(window / windowN).toFixed(4)}${region}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} rows/s  ${msStep.toFixed(0)} ms/step  eta ${fmtTime(((all - g) * msStep) / 1000)}`);
       window = 0;
+      regionWindow = 0;
       windowN = 0;
     }
-    if (ckEvery > 0 && r.step % ckEvery === 0 && r.step < steps) await saveCheckpoint(ckDir, trainer, steps);
+    if (ckEvery > 0 && g % ckEvery === 0 && g < all) {
+      if (g <= E) {
+        await saveCheckpoint(ckDir, 'encoder', encoder!, meta, encoder!.headParams());
+        await removeFile(`${ckDir}/optimizer.json`);
+      } else await saveCheckpoint(ckDir, 'optimizer', trainer!, meta, headInVlm);
+    }
     first = false;
   }
-  if (trainer.step >= steps) {
+  if (done() >= all) {
     await savePackage(vlm, o.out);
-    log(`wrote the model package ${o.out} after ${steps} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
+    log(`wrote the model package ${o.out} after ${E} + ${steps} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
   }
-  trainer.destroy();
-  return { vlm, losses, step: trainer.step, msPerStep: timedSteps ? timed / timedSteps : 0, tokensPerSecond: timed > 0 ? (rows / timed) * 1000 : 0 };
+  const reached = done();
+  dropEncoder();
+  trainer?.destroy();
+  if (head) destroyHead(head);
+  return { vlm, losses, step: reached, msPerStep: timedSteps ? timed / timedSteps : 0, tokensPerSecond: timed > 0 ? (rows / timed) * 1000 : 0 };
 }

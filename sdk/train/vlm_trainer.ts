@@ -3,6 +3,9 @@
 //   (rows b·S + 0..P−1) → decoder → loss (CE or GEM; optional soft targets, e.g. grounding
 //   labels) → decoder backward → token-embedding gradient → the image rows' gradient gathered →
 //   connector backward → vision backward → global-norm clipping + AdamW → zero grads.
+//   With a region head (pretraining: the encoder phase's head, kept on), the vision rows also
+//   go through it: CE against the image rows' targets (mean over the rows with one), its
+//   gradient added to the connector's before the vision backward.
 //   full mode     vision encoder, connector and decoder all train (pretraining)
 //   adapter mode  vision encoder, connector and decoder base frozen (no grads, no optimizer
 //                 state, no vision/connector backward); only the decoder's adapters train
@@ -15,6 +18,9 @@ import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernel
 import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
 import { Activations, setTrainable } from '../nn/module.js';
+import type { Dense } from '../nn/dense.js';
+import { checkRegionHead } from './encoder_pretrain.js';
+import { recordAdd } from '../kernels/elementwise.js';
 import { RopeTable } from '../nn/rope.js';
 import { IMAGE_ROW_ID, layoutBatch, type VlmBatchLayout } from '../model/prompt.js';
 import type { VLM } from '../model/vlm.js';
@@ -28,6 +34,8 @@ export interface VlmBatch extends VlmBatchLayout {
   pixels: Float32Array;
   /** Hook for grounding soft targets: rows referenced by SOFT_TARGET + k in `targets`. */
   soft?: SoftTable;
+  /** (B·P) the items' imageTargets (IGNORE_INDEX where none), for a region head. */
+  regions?: Int32Array;
   /** The answers' location tokens (from the items' boxes), for distance-inverse soft targets. */
   grounding?: VlmGrounding;
 }
@@ -58,6 +66,7 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   const pixels = new Float32Array(items.length * per);
   items.forEach((it, b) => pixels.set(vlm.pixelValues(it.image), b * per));
   const P = vlm.patches;
+  const regions = items.some((it) => it.imageTargets) ? new Int32Array(items.length * P).fill(IGNORE_INDEX) : undefined;
   items.forEach((it, b) => {
     const t = it.imageTargets;
     if (!t) return;
@@ -67,9 +76,10 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
       if (id === IGNORE_INDEX) continue;
       if (!(Number.isInteger(id) && id >= 0 && id < vlm.tokenizer.vocabSize)) throw new EdgeTuneError('OUT_OF_RANGE', `entry ${b}: image row ${r} has target ${id}, outside [0, ${vlm.tokenizer.vocabSize})`);
       layout.targets[b * layout.seq + r] = id;
+      regions![b * P + r] = id;
     }
   });
-  const mb: VlmBatch = { pixels, ...layout };
+  const mb: VlmBatch = { pixels, ...layout, regions };
   if (items.some((it) => it.boxes && it.boxes.length > 0)) mb.grounding = groundingOf(vlm, layout.targets, layout.seq, items);
   return mb;
 }
@@ -101,9 +111,28 @@ function groundingOf(vlm: VLM, targets: Int32Array, S: number, items: VlmItem[])
   return { count: a.count, anchors: a.anchors, cells: a.cells, rows: Int32Array.from(rows) };
 }
 
+/**
+ * Targets of the vision rows (B·g², raster order) from those of the image rows (B·(g/m)²): vision
+ * patch (i, j) takes the target of the merged cell (⌊i/m⌋, ⌊j/m⌋) it belongs to.
+ */
+export function visionRowTargets(regions: Int32Array, images: number, grid: number, merge: number): Int32Array {
+  if (merge === 1) return regions;
+  const gm = grid / merge, P = gm * gm, Pv = grid * grid;
+  const out = new Int32Array(images * Pv);
+  for (let b = 0; b < images; b++) {
+    for (let i = 0; i < grid; i++) for (let j = 0; j < grid; j++) out[b * Pv + i * grid + j] = regions[b * P + Math.floor(i / merge) * gm + Math.floor(j / merge)]!;
+  }
+  return out;
+}
+
 export interface VlmTrainerOptions extends TrainerOptions {
   /** Soft targets at the answers' location tokens (DESIGN §1.5) where a micro-batch has `grounding`. */
   grounding?: { kernel: LabelKernel; mix?: number };
+  /**
+   * Full mode: a head on the vision encoder's rows, (dv → vocab), trained with everything else;
+   * its CE against the micro-batches' `regions` adds to the loss. Not part of the model.
+   */
+  regionHead?: Dense;
 }
 
 export interface VlmStepReport {
@@ -115,6 +144,8 @@ export interface VlmStepReport {
   lr: number;
   /** Answer tokens that carried a target. */
   targets: number;
+  /** The region head's CE (mean over micro-batches; 0 without one). */
+  regionCe: number;
 }
 
 export class VlmTrainer {
@@ -127,13 +158,15 @@ export class VlmTrainer {
   private readonly bufs: Activations;
 
   constructor(vlm: VLM, opts: VlmTrainerOptions) {
+    if (opts.regionHead && opts.mode !== 'full') throw new EdgeTuneError('INVALID_ARGUMENT', 'a region head trains the vision encoder: it needs full mode');
+    if (opts.regionHead) checkRegionHead(vlm, opts.regionHead);
     this.rt = vlm.rt;
     this.vlm = vlm;
     this.opts = opts;
     this.bufs = new Activations(vlm.rt);
     vlm.decoder.setMode(opts.mode, opts.adapter);
     for (const p of [...vlm.vision.params(), ...vlm.connector.params()]) setTrainable(this.rt, p, opts.mode === 'full');
-    this.optimizer = new AdamW(this.rt, vlm.params(), opts);
+    this.optimizer = new AdamW(this.rt, [...vlm.params(), ...(opts.regionHead?.params('region_head') ?? [])], opts);
   }
 
   get step(): number {
@@ -164,7 +197,7 @@ export class VlmTrainer {
    * gradient. Host data goes into buffers of slot `slot` (one per micro-batch of a step).
    * Returns the logits (valid until the next forward).
    */
-  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean } = {}): Promise<Tensor> {
+  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean; regionOut?: Tensor } = {}): Promise<Tensor> {
     this.check(mb);
     const slot = o.slot ?? 0;
     const v = this.vlm;
@@ -179,7 +212,9 @@ export class VlmTrainer {
     positions.write(RopeTable.sequential(B, S));
     const targets = this.bufs.get(`targets.${slot}`, [T], 'i32');
     targets.write(mb.targets);
-    const img = await v.encodeImages(batch, pixels, B);
+    const feats = await v.vision.forward(batch, pixels);
+    const Pv = v.vision.patches;
+    const img = await v.connector.forward(batch, feats, B * Pv);
     const embeds = await v.decoder.embedTokens(batch, ids);
     for (let b = 0; b < B; b++) batch.copy(img.buffer, b * P * d * 4, embeds.buffer, b * S * d * 4, P * d * 4);
     const logits = await v.decoder.forward(batch, embeds, { batch: B, seq: S, positions, prefix: mb.prefix, lengths: mb.lengths });
@@ -212,6 +247,17 @@ export class VlmTrainer {
       logits: logits.buffer, rows: T, vocab: V, targets: targets.buffer, soft,
       beta: gem ? (this.opts.beta ?? 0.7) : 1, h: gem ? this.opts.h : 'linear', grad: dlogits.buffer, out: out.buffer,
     });
+    const head = this.opts.regionHead;
+    let dfeatHead: Tensor | null = null;
+    if (head && mb.regions) {
+      if (mb.regions.length !== B * P) throw new EdgeTuneError('SHAPE_MISMATCH', `regions has ${mb.regions.length} entries; ${B} images of ${P} rows need ${B * P}`);
+      const regions = this.bufs.get(`regions.${slot}`, [B * Pv], 'i32');
+      regions.write(visionRowTargets(mb.regions, B, v.connector.grid, v.connector.merge));
+      const hl = await head.forward(batch, feats, B * Pv);
+      const dhl = this.bufs.get('dregion', [B * Pv, V]);
+      await recordLoss(rt, batch, { logits: hl.buffer, rows: B * Pv, vocab: V, targets: regions.buffer, beta: 1, h: 'linear', grad: dhl.buffer, out: (o.regionOut ?? this.bufs.get(`region.out.${slot}`, [4])).buffer });
+      if (o.backward !== false) dfeatHead = await head.backward(batch, dhl);
+    }
     if (o.backward === false) return logits;
     const dembeds = await v.decoder.backward(batch, dlogits);
     // Image rows have id −1: the embedding gradient skips them.
@@ -219,7 +265,12 @@ export class VlmTrainer {
     if (this.opts.mode !== 'full') return logits;
     const dimg = this.bufs.get('dimg', [B * P, d]);
     for (let b = 0; b < B; b++) batch.copy(dembeds.buffer, b * S * d * 4, dimg.buffer, b * P * d * 4, P * d * 4);
-    const dfeat = await v.connector.backward(batch, dimg);
+    let dfeat = await v.connector.backward(batch, dimg);
+    if (dfeatHead) {
+      const sum = this.bufs.get('dfeat', [B * Pv, v.cfg.vision.d]);
+      await recordAdd(rt, batch, dfeat.buffer, dfeatHead.buffer, sum.buffer, sum.size);
+      dfeat = sum;
+    }
     await v.vision.backward(batch, dfeat);
     return logits;
   }
@@ -229,8 +280,9 @@ export class VlmTrainer {
     const list = Array.isArray(micro) ? micro : [micro];
     if (list.length === 0) throw new EdgeTuneError('EMPTY_DATASET', 'trainStep needs at least one micro-batch');
     const outs = list.map((_, i) => this.bufs.get(`loss.${i}`, [4]));
+    const regionOuts = list.map((_, i) => this.bufs.get(`region.out.${i}`, [4]));
     const batch = this.rt.batch(`vlm train step ${this.stepCount + 1}`);
-    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, outs[i]!, { slot: i });
+    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, outs[i]!, { slot: i, regionOut: regionOuts[i] });
     const t = this.stepCount + 1;
     const lr = this.opts.schedule ? learningRate(this.opts.schedule, t) : (this.opts.lr ?? 1e-3);
     await this.optimizer.record(batch, { lr, gradScale: 1 / list.length, loss: outs[list.length - 1]!.buffer });
@@ -238,24 +290,27 @@ export class VlmTrainer {
     await batch.submit();
     this.stepCount = t;
     const stats = await this.optimizer.readStats();
-    let loss = 0, ce = 0;
+    let loss = 0, ce = 0, regionCe = 0;
     for (const o of outs) {
       const r = await o.read();
       loss += (this.opts.loss === 'gem' ? r[0]! : r[1]!) / list.length;
       ce += r[1]! / list.length;
     }
+    if (this.opts.regionHead) for (let i = 0; i < list.length; i++) if (list[i]!.regions) regionCe += (await regionOuts[i]!.read())[1]! / list.length;
     const targets = list.reduce((s, mb) => s + mb.targets.reduce((n, x) => n + (x >= 0 ? 1 : 0), 0), 0);
-    return { step: t, loss, ce, gradNorm: stats.gradNorm, skipped: stats.skipped || !Number.isFinite(loss), lr, targets };
+    return { step: t, loss, ce, gradNorm: stats.gradNorm, skipped: stats.skipped || !Number.isFinite(loss) || !Number.isFinite(regionCe), lr, targets, regionCe };
   }
 
-  /** Loss and CE of a micro-batch; nothing changes. */
-  async evaluate(mb: VlmBatch): Promise<{ loss: number; ce: number }> {
+  /** Loss and CE of a micro-batch, and the region head's CE (0 without one); nothing changes. */
+  async evaluate(mb: VlmBatch): Promise<{ loss: number; ce: number; regionCe: number }> {
     const out = this.bufs.get('eval.out', [4]);
+    const regionOut = this.bufs.get('eval.region', [4]);
     const batch = this.rt.batch('vlm eval');
-    await this.recordMicro(batch, mb, out, { slot: 0, backward: false });
+    await this.recordMicro(batch, mb, out, { slot: 0, backward: false, regionOut });
     await batch.submit();
     const r = await out.read();
-    return { loss: this.opts.loss === 'gem' ? r[0]! : r[1]!, ce: r[1]! };
+    const regionCe = this.opts.regionHead && mb.regions ? (await regionOut.read())[1]! : 0;
+    return { loss: this.opts.loss === 'gem' ? r[0]! : r[1]!, ce: r[1]!, regionCe };
   }
 
   /** The gradients of one micro-batch, by parameter name (grads zeroed before and after). */

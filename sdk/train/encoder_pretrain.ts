@@ -1,0 +1,191 @@
+// Pretraining's first phase: the vision encoder alone learns what is in each cell, in ONE
+// command encoder per step:
+//   pixels (B, 3, H, W) → vision encoder → features (B·P, dv) → region head (Dense dv → V)
+//   → cross-entropy against each image row's region word (IGNORE_INDEX where no object covers it)
+//   → head backward → vision backward → global-norm clipping + AdamW over the encoder and the
+//   head → zero grads.
+// The head is scaffolding, not part of the model: pretraining keeps it on through the VLM phase
+// (VlmTrainerOptions.regionHead) and then drops it. Only the vision encoder changes here;
+// connector and decoder keep their init.
+// Why: in the whole VLM the image rows reach the loss through the connector and the decoder,
+// and a from-scratch encoder stays at chance on shapes there for the whole budget; with a
+// linear head straight on its rows it learns them within a few hundred steps (README: The tiny
+// VLM, "Encoder phase").
+import { EdgeTuneError } from '../errors.js';
+import type { Batch } from '../gpu/launch.js';
+import type { Runtime } from '../gpu/runtime.js';
+import type { Tensor } from '../gpu/tensor.js';
+import { IGNORE_INDEX, recordLoss } from '../kernels/loss.js';
+import { Dense } from '../nn/dense.js';
+import { Activations, setTrainable, type Param } from '../nn/module.js';
+import type { VLM } from '../model/vlm.js';
+import { AdamW, type AdamWOptions } from './optimizer.js';
+import { learningRate, type LrSchedule } from './schedule.js';
+
+/** B images and the target ids of the vision encoder's rows. */
+export interface EncoderBatch {
+  batch: number;
+  /** Pixel values (B, 3, H, W), already normalised (VLM.pixelValues). */
+  pixels: Float32Array;
+  /** (B·Pv) vocabulary ids, IGNORE_INDEX where a row has no target; Pv = vision.patches (before any merge). */
+  targets: Int32Array;
+}
+
+export interface EncoderTrainerOptions extends AdamWOptions {
+  /** Learning rate by step (default: a constant `lr`). */
+  schedule?: LrSchedule;
+  /** The region head (regionHead); the caller keeps it. Default: a new one, destroyed with the trainer. */
+  head?: Dense;
+  /** Init seed of a new region head (default 0). */
+  seed?: number;
+}
+
+export interface EncoderStepReport {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  skipped: boolean;
+  lr: number;
+  /** Rows that carried a target. */
+  targets: number;
+}
+
+/** Init std of the region head. */
+export const REGION_HEAD_STD = 0.02;
+
+/** A region head for `vlm`: Dense (vision d → vocab), N(0, REGION_HEAD_STD²), zero bias. */
+export function regionHead(vlm: VLM, seed = 0): Dense {
+  return new Dense(vlm.rt, { inFeatures: vlm.cfg.vision.d, outFeatures: vlm.cfg.decoder.vocab, bias: true, initStd: REGION_HEAD_STD, seed: seed * 13 + 5 });
+}
+
+/** A region head must map the model's vision width to its vocabulary. */
+export function checkRegionHead(vlm: VLM, head: Dense): void {
+  if (head.inFeatures !== vlm.cfg.vision.d || head.outFeatures !== vlm.cfg.decoder.vocab) {
+    throw new EdgeTuneError('SHAPE_MISMATCH', `the region head maps ${head.inFeatures} → ${head.outFeatures}; this model needs ${vlm.cfg.vision.d} → ${vlm.cfg.decoder.vocab}`);
+  }
+}
+
+export class EncoderTrainer {
+  readonly rt: Runtime;
+  readonly vlm: VLM;
+  /** features (B·P, dv) → logits over the vocabulary (B·P, V). */
+  readonly head: Dense;
+  readonly optimizer: AdamW;
+  readonly opts: EncoderTrainerOptions;
+  private stepCount = 0;
+  private readonly bufs: Activations;
+  private readonly ownsHead: boolean;
+
+  constructor(vlm: VLM, opts: EncoderTrainerOptions = {}) {
+    if (opts.head) checkRegionHead(vlm, opts.head);
+    this.rt = vlm.rt;
+    this.vlm = vlm;
+    this.opts = opts;
+    this.bufs = new Activations(vlm.rt);
+    // The encoder's parameters under the model's names (vision_model.…), as checkpoints know them.
+    const own = new Set(vlm.vision.params().map((p) => p.value));
+    const vision = vlm.params().filter((p) => own.has(p.value));
+    for (const p of vision) setTrainable(this.rt, p, true);
+    this.ownsHead = !opts.head;
+    this.head = opts.head ?? regionHead(vlm, opts.seed ?? 0);
+    this.optimizer = new AdamW(this.rt, [...vision, ...this.head.params('region_head')], opts);
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** Sets the step counter (resuming from a checkpoint; the optimizer's t comes with its state). */
+  set step(t: number) {
+    this.stepCount = t;
+  }
+
+  /** The region head's parameters (region_head.weight, region_head.bias). */
+  headParams(): Param[] {
+    return this.head.params('region_head');
+  }
+
+  private check(mb: EncoderBatch): void {
+    const v = this.vlm;
+    const B = mb.batch, P = v.vision.patches, V = v.cfg.decoder.vocab;
+    if (!(Number.isInteger(B) && B >= 1)) throw new EdgeTuneError('EMPTY_DATASET', `an encoder batch needs at least one image, got ${String(B)}`);
+    const per = 3 * v.cfg.vision.imageSize ** 2;
+    if (mb.pixels.length !== B * per) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${v.cfg.vision.imageSize}² need ${B * per} pixel values, got ${mb.pixels.length}`);
+    if (mb.targets.length !== B * P) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${P} rows need ${B * P} targets, got ${mb.targets.length}`);
+    for (let r = 0; r < mb.targets.length; r++) {
+      const id = mb.targets[r]!;
+      if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < V)) throw new EdgeTuneError('OUT_OF_RANGE', `row ${r} has target ${id}, outside [0, ${V})`);
+    }
+  }
+
+  /** Records forward and loss (into `out`); with `backward`, the gradients of the encoder and the head. */
+  private async record(batch: Batch, mb: EncoderBatch, out: Tensor, backward: boolean): Promise<void> {
+    this.check(mb);
+    const v = this.vlm;
+    const B = mb.batch, P = v.vision.patches, V = v.cfg.decoder.vocab, im = v.cfg.vision.imageSize;
+    const pixels = this.bufs.get('pixels', [B, 3, im, im]);
+    pixels.write(mb.pixels);
+    const targets = this.bufs.get('targets', [B * P], 'i32');
+    targets.write(mb.targets);
+    const feats = await v.vision.forward(batch, pixels);
+    const logits = await this.head.forward(batch, feats, B * P);
+    const dlogits = this.bufs.get('dlogits', [B * P, V]);
+    await recordLoss(this.rt, batch, { logits: logits.buffer, rows: B * P, vocab: V, targets: targets.buffer, beta: 1, h: 'linear', grad: dlogits.buffer, out: out.buffer });
+    if (!backward) return;
+    await v.vision.backward(batch, await this.head.backward(batch, dlogits));
+  }
+
+  /** One optimizer step; returns the step's mean cross-entropy. */
+  async trainStep(mb: EncoderBatch): Promise<EncoderStepReport> {
+    const out = this.bufs.get('loss', [4]);
+    const batch = this.rt.batch(`encoder step ${this.stepCount + 1}`);
+    await this.record(batch, mb, out, true);
+    const t = this.stepCount + 1;
+    const lr = this.opts.schedule ? learningRate(this.opts.schedule, t) : (this.opts.lr ?? 1e-3);
+    await this.optimizer.record(batch, { lr, loss: out.buffer });
+    this.optimizer.zeroGrads(batch);
+    await batch.submit();
+    this.stepCount = t;
+    const stats = await this.optimizer.readStats();
+    const r = await out.read();
+    return { step: t, loss: r[1]!, gradNorm: stats.gradNorm, skipped: stats.skipped || !Number.isFinite(r[1]!), lr, targets: r[2]! };
+  }
+
+  /** Mean cross-entropy of a batch; nothing changes. */
+  async evaluate(mb: EncoderBatch): Promise<number> {
+    const out = this.bufs.get('eval.out', [4]);
+    const batch = this.rt.batch('encoder eval');
+    await this.record(batch, mb, out, false);
+    await batch.submit();
+    return (await out.read())[1]!;
+  }
+
+  /** Gradients of one batch by parameter name (grads zeroed before and after). */
+  async gradients(mb: EncoderBatch): Promise<Map<string, Float32Array>> {
+    const out = this.bufs.get('grads.out', [4]);
+    let batch = this.rt.batch('encoder grads');
+    this.optimizer.zeroGrads(batch);
+    await this.record(batch, mb, out, true);
+    await batch.submit();
+    const g = new Map<string, Float32Array>();
+    for (const p of this.optimizer.params) g.set(p.name, await p.grad!.read());
+    batch = this.rt.batch('encoder zero grads');
+    this.optimizer.zeroGrads(batch);
+    await batch.submit();
+    return g;
+  }
+
+  destroy(): void {
+    this.optimizer.destroy();
+    if (this.ownsHead) destroyHead(this.head);
+    this.bufs.clear();
+  }
+}
+
+/** Frees a region head's weights and gradients. */
+export function destroyHead(head: Dense): void {
+  for (const p of head.params('region_head')) {
+    p.value.release();
+    p.grad?.release();
+  }
+}
