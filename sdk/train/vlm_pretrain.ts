@@ -74,7 +74,7 @@ export interface PretrainResult {
   losses: Map<number, number>;
   /** The step reached (encoder steps included). */
   step: number;
-  /** Mean wall time of a step in this call (ms), its first step (pipeline compilation) excluded when possible. */
+  /** Mean wall time of a VLM step in this call (ms; of an encoder step when it ran only those), a phase's first step (pipeline compilation) excluded when possible. */
   msPerStep: number;
   /** Mean sequence rows (B·S) processed per second. */
   tokensPerSecond: number;
@@ -309,7 +309,9 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const meta = { totalSteps: steps, encoderSteps: E };
   const losses = new Map<number, number>();
   const last = Math.min(all, o.stopAt ?? all);
-  let window = 0, regionWindow = 0, windowN = 0, rows = 0, timed = 0, timedSteps = 0, first = true;
+  let window = 0, regionWindow = 0, windowN = 0, first = true;
+  /** Wall time, steps and rows timed, per phase (the encoder's steps are faster: eta and ms/step are the current phase's). */
+  const timing = { encoder: { ms: 0, steps: 0, rows: 0 }, vlm: { ms: 0, steps: 0, rows: 0 } };
   const t0 = performance.now();
   while (done() < last) {
     const g = done() + 1;
@@ -328,22 +330,24 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       n = mb.batch * mb.seq;
     }
     const dt = performance.now() - ts;
+    const phase = g <= E ? 'encoder' : 'vlm';
+    const tm = timing[phase];
     // The first step of a call and of a phase compiles pipelines: timed only when it is the only one.
-    if ((!first && g !== E + 1) || last - g === 0) {
-      timed += dt;
-      timedSteps++;
-      rows += n;
+    if ((!first && g !== E + 1) || tm.steps === 0 && (last - g === 0 || g === E)) {
+      tm.ms += dt;
+      tm.steps++;
+      tm.rows += n;
     }
     losses.set(g, r.loss);
     window += r.loss;
     regionWindow += r.regionCe ?? 0;
     windowN++;
     if (g % logEvery === 0 || g === last || g === E) {
-      const msStep = timedSteps ? timed / timedSteps : dt;
-      const tps = timed > 0 ? (rows / timed) * 1000 : 0;
-      const phase = g <= E ? 'encoder' : 'vlm';
+      const msStep = tm.steps ? tm.ms / tm.steps : dt;
+      const tps = tm.ms > 0 ? (tm.rows / tm.ms) * 1000 : 0;
+      const eta = phase === 'encoder' ? `${fmtTime(((E - g) * msStep) / 1000)} + the VLM phase` : fmtTime(((all - g) * msStep) / 1000);
       const region = g > E && regionHeadOpt ? `  region ${(regionWindow / windowN).toFixed(4)}` : '';
-      log(`step ${g}/${all} ${phase}  loss ${(window / windowN).toFixed(4)}${region}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} rows/s  ${msStep.toFixed(0)} ms/step  eta ${fmtTime(((all - g) * msStep) / 1000)}`);
+      log(`step ${g}/${all} ${phase}  loss ${(window / windowN).toFixed(4)}${region}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} rows/s  ${msStep.toFixed(0)} ms/step  eta ${eta}`);
       window = 0;
       regionWindow = 0;
       windowN = 0;
@@ -364,5 +368,6 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   dropEncoder();
   trainer?.destroy();
   if (head) destroyHead(head);
-  return { vlm, losses, step: reached, msPerStep: timedSteps ? timed / timedSteps : 0, tokensPerSecond: timed > 0 ? (rows / timed) * 1000 : 0 };
+  const tm = timing.vlm.steps > 0 ? timing.vlm : timing.encoder;
+  return { vlm, losses, step: reached, msPerStep: tm.steps ? tm.ms / tm.steps : 0, tokensPerSecond: tm.ms > 0 ? (tm.rows / tm.ms) * 1000 : 0 };
 }
