@@ -50,7 +50,7 @@ export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type V
 export { VlmTrainer, vlmBatch, type VlmBatch, type VlmItem, type VlmGrounding, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';
 export { regionTargets, REGION_MIN_SHARE } from './train/region_targets.js';
 export { pretrain, pretrainBatch, PRETRAIN_REGION_TARGETS, regionAttribute, PRETRAIN_MIX, PRETRAIN_EASY_FRACTION, PRETRAIN_WARM_FRACTION, PRETRAIN_WARM_MIX, PRETRAIN_GROUNDING, PRETRAIN_ENCODER_FRACTION, PRETRAIN_REGION_HEAD, encoderBatch, easySample, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
-export { EncoderTrainer, REGION_HEAD_STD, regionHead, destroyHead, type EncoderBatch, type EncoderTrainerOptions, type EncoderStepReport } from './train/encoder_pretrain.js';
+export { EncoderTrainer, REGION_HEAD_STD, regionHead, regionHeadParams, destroyHead, type EncoderBatch, type EncoderTrainerOptions, type EncoderStepReport } from './train/encoder_pretrain.js';
 export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
 export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
 export { parseOnnx, checkOps, loadDecoderWeights, loadVisionWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';

@@ -58,6 +58,11 @@ export function regionHead(vlm: VLM, seed = 0): Dense {
   return new Dense(vlm.rt, { inFeatures: vlm.cfg.vision.d, outFeatures: vlm.cfg.decoder.vocab, bias: true, initStd: REGION_HEAD_STD, seed: seed * 13 + 5 });
 }
 
+/** A region head's parameters, under their checkpoint names (region_head.weight, region_head.bias). */
+export function regionHeadParams(head: Dense): Param[] {
+  return head.params('region_head');
+}
+
 /** A region head must map the model's vision width to its vocabulary. */
 export function checkRegionHead(vlm: VLM, head: Dense): void {
   if (head.inFeatures !== vlm.cfg.vision.d || head.outFeatures !== vlm.cfg.decoder.vocab) {
@@ -88,7 +93,7 @@ export class EncoderTrainer {
     for (const p of vision) setTrainable(this.rt, p, true);
     this.ownsHead = !opts.head;
     this.head = opts.head ?? regionHead(vlm, opts.seed ?? 0);
-    this.optimizer = new AdamW(this.rt, [...vision, ...this.head.params('region_head')], opts);
+    this.optimizer = new AdamW(this.rt, [...vision, ...regionHeadParams(this.head)], opts);
   }
 
   get step(): number {
@@ -98,11 +103,6 @@ export class EncoderTrainer {
   /** Sets the step counter (resuming from a checkpoint; the optimizer's t comes with its state). */
   set step(t: number) {
     this.stepCount = t;
-  }
-
-  /** The region head's parameters (region_head.weight, region_head.bias). */
-  headParams(): Param[] {
-    return this.head.params('region_head');
   }
 
   private check(mb: EncoderBatch): void {
@@ -163,16 +163,7 @@ export class EncoderTrainer {
   /** Gradients of one batch by parameter name (grads zeroed before and after). */
   async gradients(mb: EncoderBatch): Promise<Map<string, Float32Array>> {
     const out = this.bufs.get('grads.out', [4]);
-    let batch = this.rt.batch('encoder grads');
-    this.optimizer.zeroGrads(batch);
-    await this.record(batch, mb, out, true);
-    await batch.submit();
-    const g = new Map<string, Float32Array>();
-    for (const p of this.optimizer.params) g.set(p.name, await p.grad!.read());
-    batch = this.rt.batch('encoder zero grads');
-    this.optimizer.zeroGrads(batch);
-    await batch.submit();
-    return g;
+    return this.optimizer.gradients('encoder grads', (batch) => this.record(batch, mb, out, true));
   }
 
   destroy(): void {
@@ -184,7 +175,7 @@ export class EncoderTrainer {
 
 /** Frees a region head's weights and gradients. */
 export function destroyHead(head: Dense): void {
-  for (const p of head.params('region_head')) {
+  for (const p of regionHeadParams(head)) {
     p.value.release();
     p.grad?.release();
   }

@@ -106,6 +106,23 @@ export class AdamW {
     for (const p of this.params) batch.clear(p.grad!.buffer);
   }
 
+  /**
+   * The gradients `record` adds to a zeroed accumulation, by parameter name, without an update
+   * (checks); the gradients are zeroed again afterwards.
+   */
+  async gradients(label: string, record: (batch: Batch) => Promise<void>): Promise<Map<string, Float32Array>> {
+    let batch = this.rt.batch(label);
+    this.zeroGrads(batch);
+    await record(batch);
+    await batch.submit();
+    const g = new Map<string, Float32Array>();
+    for (const p of this.params) g.set(p.name, await p.grad!.read());
+    batch = this.rt.batch(`${label}: zero grads`);
+    this.zeroGrads(batch);
+    await batch.submit();
+    return g;
+  }
+
   /** Reads the last step's norm and skip flag (a 16-byte readback). */
   async readStats(): Promise<StepStats> {
     const s = await this.stats.read();

@@ -25,7 +25,7 @@ import type { LabelKernel } from '../kernels/grounding_labels.js';
 import type { Param } from '../nn/module.js';
 import type { AdamW } from './optimizer.js';
 import { regionTargets } from './region_targets.js';
-import { destroyHead, EncoderTrainer, regionHead, type EncoderBatch } from './encoder_pretrain.js';
+import { destroyHead, EncoderTrainer, regionHead, regionHeadParams, type EncoderBatch } from './encoder_pretrain.js';
 
 export interface PretrainOptions {
   /** 'tiny' (the embedded model), 'smoke' (CI) or a config. Default 'tiny'. */
@@ -277,13 +277,14 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const ckEvery = o.checkpointEvery ?? 200;
   const weightDecay = o.weightDecay ?? 0.01;
   const vlm = new VLM(rt, cfg, tok, o.seed ?? 0);
-  const head = E > 0 || (o.regionHead ?? PRETRAIN_REGION_HEAD) ? regionHead(vlm, o.seed ?? 0) : null;
-  /** The head's parameters when it lives on in the VLM phase (checkpointed with it). */
-  const headInVlm = (o.regionHead ?? PRETRAIN_REGION_HEAD) && head ? head.params('region_head') : [];
+  const keepHead = o.regionHead ?? PRETRAIN_REGION_HEAD;
+  const head = E > 0 || keepHead ? regionHead(vlm, o.seed ?? 0) : null;
+  /** The head in the VLM phase (if it stays on), and its parameters, checkpointed with that phase. */
+  const vlmHead = keepHead ? head! : undefined;
+  const vlmHeadParams = vlmHead ? regionHeadParams(vlmHead) : [];
   let encoder = E > 0 ? new EncoderTrainer(vlm, { lr, weightDecay, schedule: { lr, warmup: Math.max(1, Math.round(E * ENCODER_WARMUP_FRACTION)), total: E, minLr: lr }, head: head! }) : null;
   let trainer = null as VlmTrainer | null;
-  const regionHeadOpt = headInVlm.length > 0 ? head! : undefined;
-  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10 }, grounding, regionHead: regionHeadOpt }));
+  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10 }, grounding, regionHead: vlmHead }));
   /** Steps done, across both phases. */
   const done = () => (trainer ? E + trainer.step : (encoder?.step ?? 0));
   /** The encoder phase's head and optimizer state go once the VLM phase starts. */
@@ -296,8 +297,8 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     let j: Record<string, number> | null = null;
     if (await exists(`${ckDir}/optimizer.json`)) {
       dropEncoder();
-      j = await loadCheckpoint(ckDir, 'optimizer', vlmTrainer(), headInVlm);
-    } else if (encoder && (await exists(`${ckDir}/encoder.json`))) j = await loadCheckpoint(ckDir, 'encoder', encoder, encoder.headParams());
+      j = await loadCheckpoint(ckDir, 'optimizer', vlmTrainer(), vlmHeadParams);
+    } else if (encoder && (await exists(`${ckDir}/encoder.json`))) j = await loadCheckpoint(ckDir, 'encoder', encoder, regionHeadParams(encoder.head));
     if (j) {
       log(`resumed from ${ckDir} at step ${done()}`);
       // The schedule depends on the totals: other --steps give another run than the original.
@@ -346,7 +347,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       const msStep = tm.steps ? tm.ms / tm.steps : dt;
       const tps = tm.ms > 0 ? (tm.rows / tm.ms) * 1000 : 0;
       const eta = phase === 'encoder' ? `${fmtTime(((E - g) * msStep) / 1000)} + the VLM phase` : fmtTime(((all - g) * msStep) / 1000);
-      const region = g > E && regionHeadOpt ? `  region ${(regionWindow / windowN).toFixed(4)}` : '';
+      const region = g > E && vlmHead ? `  region ${(regionWindow / windowN).toFixed(4)}` : '';
       log(`step ${g}/${all} ${phase}  loss ${(window / windowN).toFixed(4)}${region}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} rows/s  ${msStep.toFixed(0)} ms/step  eta ${eta}`);
       window = 0;
       regionWindow = 0;
@@ -354,9 +355,9 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     }
     if (ckEvery > 0 && g % ckEvery === 0 && g < all) {
       if (g <= E) {
-        await saveCheckpoint(ckDir, 'encoder', encoder!, meta, encoder!.headParams());
+        await saveCheckpoint(ckDir, 'encoder', encoder!, meta, regionHeadParams(encoder!.head));
         await removeFile(`${ckDir}/optimizer.json`);
-      } else await saveCheckpoint(ckDir, 'optimizer', trainer!, meta, headInVlm);
+      } else await saveCheckpoint(ckDir, 'optimizer', trainer!, meta, vlmHeadParams);
     }
     first = false;
   }

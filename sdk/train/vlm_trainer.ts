@@ -19,7 +19,7 @@ import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
 import { Activations, setTrainable } from '../nn/module.js';
 import type { Dense } from '../nn/dense.js';
-import { checkRegionHead } from './encoder_pretrain.js';
+import { checkRegionHead, regionHeadParams } from './encoder_pretrain.js';
 import { recordAdd } from '../kernels/elementwise.js';
 import { RopeTable } from '../nn/rope.js';
 import { IMAGE_ROW_ID, layoutBatch, type VlmBatchLayout } from '../model/prompt.js';
@@ -166,7 +166,7 @@ export class VlmTrainer {
     this.bufs = new Activations(vlm.rt);
     vlm.decoder.setMode(opts.mode, opts.adapter);
     for (const p of [...vlm.vision.params(), ...vlm.connector.params()]) setTrainable(this.rt, p, opts.mode === 'full');
-    this.optimizer = new AdamW(this.rt, [...vlm.params(), ...(opts.regionHead?.params('region_head') ?? [])], opts);
+    this.optimizer = new AdamW(this.rt, [...vlm.params(), ...(opts.regionHead ? regionHeadParams(opts.regionHead) : [])], opts);
   }
 
   get step(): number {
@@ -197,7 +197,7 @@ export class VlmTrainer {
    * gradient. Host data goes into buffers of slot `slot` (one per micro-batch of a step).
    * Returns the logits (valid until the next forward).
    */
-  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean; regionOut?: Tensor } = {}): Promise<Tensor> {
+  async recordMicro(batch: Batch, mb: VlmBatch, out: Tensor, o: { slot?: number; backward?: boolean } = {}): Promise<Tensor> {
     this.check(mb);
     const slot = o.slot ?? 0;
     const v = this.vlm;
@@ -255,7 +255,7 @@ export class VlmTrainer {
       regions.write(visionRowTargets(mb.regions, B, v.connector.grid, v.connector.merge));
       const hl = await head.forward(batch, feats, B * Pv);
       const dhl = this.bufs.get('dregion', [B * Pv, V]);
-      await recordLoss(rt, batch, { logits: hl.buffer, rows: B * Pv, vocab: V, targets: regions.buffer, beta: 1, h: 'linear', grad: dhl.buffer, out: (o.regionOut ?? this.bufs.get(`region.out.${slot}`, [4])).buffer });
+      await recordLoss(rt, batch, { logits: hl.buffer, rows: B * Pv, vocab: V, targets: regions.buffer, beta: 1, h: 'linear', grad: dhl.buffer, out: this.regionOut(slot).buffer });
       if (o.backward !== false) dfeatHead = await head.backward(batch, dhl);
     }
     if (o.backward === false) return logits;
@@ -275,14 +275,18 @@ export class VlmTrainer {
     return logits;
   }
 
+  /** The region head's loss statistics of micro-batch slot `slot` (recordLoss's `out`). */
+  private regionOut(slot: number): Tensor {
+    return this.bufs.get(`region.out.${slot}`, [4]);
+  }
+
   /** One optimizer step over one or more micro-batches (gradients averaged). */
   async trainStep(micro: VlmBatch | VlmBatch[]): Promise<VlmStepReport> {
     const list = Array.isArray(micro) ? micro : [micro];
     if (list.length === 0) throw new EdgeTuneError('EMPTY_DATASET', 'trainStep needs at least one micro-batch');
     const outs = list.map((_, i) => this.bufs.get(`loss.${i}`, [4]));
-    const regionOuts = list.map((_, i) => this.bufs.get(`region.out.${i}`, [4]));
     const batch = this.rt.batch(`vlm train step ${this.stepCount + 1}`);
-    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, outs[i]!, { slot: i, regionOut: regionOuts[i] });
+    for (let i = 0; i < list.length; i++) await this.recordMicro(batch, list[i]!, outs[i]!, { slot: i });
     const t = this.stepCount + 1;
     const lr = this.opts.schedule ? learningRate(this.opts.schedule, t) : (this.opts.lr ?? 1e-3);
     await this.optimizer.record(batch, { lr, gradScale: 1 / list.length, loss: outs[list.length - 1]!.buffer });
@@ -296,7 +300,7 @@ export class VlmTrainer {
       loss += (this.opts.loss === 'gem' ? r[0]! : r[1]!) / list.length;
       ce += r[1]! / list.length;
     }
-    if (this.opts.regionHead) for (let i = 0; i < list.length; i++) if (list[i]!.regions) regionCe += (await regionOuts[i]!.read())[1]! / list.length;
+    if (this.opts.regionHead) for (let i = 0; i < list.length; i++) if (list[i]!.regions) regionCe += (await this.regionOut(i).read())[1]! / list.length;
     const targets = list.reduce((s, mb) => s + mb.targets.reduce((n, x) => n + (x >= 0 ? 1 : 0), 0), 0);
     return { step: t, loss, ce, gradNorm: stats.gradNorm, skipped: stats.skipped || !Number.isFinite(loss) || !Number.isFinite(regionCe), lr, targets, regionCe };
   }
@@ -304,28 +308,20 @@ export class VlmTrainer {
   /** Loss and CE of a micro-batch, and the region head's CE (0 without one); nothing changes. */
   async evaluate(mb: VlmBatch): Promise<{ loss: number; ce: number; regionCe: number }> {
     const out = this.bufs.get('eval.out', [4]);
-    const regionOut = this.bufs.get('eval.region', [4]);
     const batch = this.rt.batch('vlm eval');
-    await this.recordMicro(batch, mb, out, { slot: 0, backward: false, regionOut });
+    await this.recordMicro(batch, mb, out, { slot: 0, backward: false });
     await batch.submit();
     const r = await out.read();
-    const regionCe = this.opts.regionHead && mb.regions ? (await regionOut.read())[1]! : 0;
+    const regionCe = this.opts.regionHead && mb.regions ? (await this.regionOut(0).read())[1]! : 0;
     return { loss: this.opts.loss === 'gem' ? r[0]! : r[1]!, ce: r[1]!, regionCe };
   }
 
   /** The gradients of one micro-batch, by parameter name (grads zeroed before and after). */
   async gradients(mb: VlmBatch): Promise<Map<string, Float32Array>> {
     const out = this.bufs.get('grads.out', [4]);
-    let batch = this.rt.batch('vlm grads');
-    this.optimizer.zeroGrads(batch);
-    await this.recordMicro(batch, mb, out, { slot: 0 });
-    await batch.submit();
-    const g = new Map<string, Float32Array>();
-    for (const p of this.optimizer.params) g.set(p.name, await p.grad!.read());
-    batch = this.rt.batch('vlm zero grads');
-    this.optimizer.zeroGrads(batch);
-    await batch.submit();
-    return g;
+    return this.optimizer.gradients('vlm grads', async (batch) => {
+      await this.recordMicro(batch, mb, out, { slot: 0 });
+    });
   }
 
   destroy(): void {
