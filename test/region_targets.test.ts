@@ -10,7 +10,8 @@ import { IGNORE_INDEX } from '../sdk/kernels/loss.js';
 import { formatAnswer } from '../sdk/data/answer.js';
 import { Tokenizer } from '../sdk/model/tokenizer.js';
 import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
-import { regionTargets } from '../sdk/train/region_targets.js';
+import { boxToTokenIds } from '../sdk/model/box_codec.js';
+import { REGION_WORDS, regionObjects, regionTargets, regionWords } from '../sdk/train/region_targets.js';
 import { pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
 import { expectCode } from './helpers/errors.js';
@@ -74,7 +75,36 @@ describe('region targets', () => {
         expect(colours).toContain(color[k]);
       }
     }
-    expect(new Set([0, 1, 2, 3, 4, 5, 6, 7].map(regionAttribute))).toEqual(new Set(['shape', 'color']));
+    expect(new Set(Array.from({ length: 16 }, (_, i) => regionAttribute(i)))).toEqual(new Set(REGION_WORDS));
+  });
+
+  test('regionWords: per row the shape, colour and box tokens of the object regionObjects picks', () => {
+    for (let i = 0; i < 30; i++) {
+      const s = sampleSplit('general', 'train', i, { size: 64 });
+      const objs = regionObjects(s, 16);
+      const w = regionWords(tok, s, 16);
+      expect(w.length).toBe(16 * 4);
+      const shape = regionTargets(tok, s, 16);
+      for (let r = 0; r < 16; r++) {
+        const row = [...w.subarray(4 * r, 4 * r + 4)];
+        const o = s.objects[objs[r]!];
+        if (!o) {
+          expect(objs[r]).toBe(-1);
+          expect(row).toEqual([IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]);
+          expect(shape[r]).toBe(IGNORE_INDEX);
+          continue;
+        }
+        const box = boxToTokenIds(o.box, tok.codec, tok.locOffset);
+        expect(row).toEqual([tok.tokenId(o.attributes.shape!), tok.tokenId(o.attributes.color!), box[0], box[box.length - 1]]);
+        expect(shape[r]).toBe(row[0]);
+        // The box tokens decode to the object's box (to the codec's cells).
+        expect(tok.locCell(row[2]!)).toBeGreaterThanOrEqual(0);
+        expect(tok.locCell(row[3]!)).toBeGreaterThanOrEqual(tok.locCell(row[2]!));
+      }
+      // A single word kind is regionTargets.
+      expect([...regionWords(tok, s, 16, ['last'])]).toEqual([...regionTargets(tok, s, 16, 'last')]);
+    }
+    expectCode(() => regionWords(tok, sampleSplit('general', 'train', 0, { size: 64 }), 16, []), 'INVALID_ARGUMENT');
   });
 
   test('a grid that is not square → BAD_CONFIG', () => {
@@ -131,5 +161,52 @@ describe('image-row targets in a VLM batch', () => {
     const it = { image: s.image, question: s.question, answer: formatAnswer(s, tok.codec) };
     expectCode(() => vlmBatch(vlm, [{ ...it, imageTargets: new Int32Array(3) }]), 'SHAPE_MISMATCH');
     expectCode(() => vlmBatch(vlm, [{ ...it, imageTargets: Int32Array.of(0, 1, 360, 2) }]), 'OUT_OF_RANGE');
+    expectCode(() => vlmBatch(vlm, [{ ...it, regionWords: new Int32Array(6) }]), 'SHAPE_MISMATCH');
+    expectCode(() => vlmBatch(vlm, [{ ...it, regionWords: new Int32Array(8) }, { ...it, regionWords: new Int32Array(12) }]), 'SHAPE_MISMATCH');
+    expectCode(() => vlmBatch(vlm, [{ ...it, regionWords: new Int32Array(8) }, { ...it, imageTargets: new Int32Array(4) }]), 'SHAPE_MISMATCH');
+    expectCode(() => vlmBatch(vlm, [{ ...it, regionWords: Int32Array.of(0, 1, 2, 3, 4, 5, 6, -1) }]), 'OUT_OF_RANGE');
+  });
+
+  test('pretraining batches: the region head gets all four words per row, the decoder rows one of them; location tokens on image rows are not answer tokens', async () => {
+    const rt = await testRuntime();
+    const vlm = new VLM(rt, CFG);
+    const P = vlm.patches, K = REGION_WORDS.length;
+    let sawLoc = false;
+    for (let t = 1; t <= 3; t++) {
+      const mb = pretrainBatch(vlm, t, 6, ['locate', 'color']);
+      expect(mb.regions!.length).toBe(6 * P * K);
+      for (let b = 0; b < 6; b++) {
+        const i = (t - 1) * 6 + b;
+        const s = sampleSplit('general', 'train', i, { size: 16, types: ['locate', 'color'] });
+        const w = regionWords(tok, s, P);
+        expect([...mb.regions!.subarray(b * P * K, (b + 1) * P * K)]).toEqual([...w]);
+        const a = REGION_WORDS.indexOf(regionAttribute(i));
+        for (let r = 0; r < P; r++) {
+          const id = mb.targets[b * mb.seq + r]!;
+          expect(id).toBe(w[r * K + a]);
+          if (id !== IGNORE_INDEX && tok.locCell(id) >= 0) sawLoc = true;
+        }
+      }
+      // Grounding rows are the answers' location tokens only: after the image rows, as many as the boxes need.
+      const g = mb.grounding!;
+      for (const r of g.rows) expect(r % mb.seq).toBeGreaterThanOrEqual(P);
+      expect(g.rows.length).toBe(g.count);
+    }
+    expect(sawLoc).toBe(true);
+    // Other choices: decoder rows shape or colour, the head their word (K = 1); or the head two words.
+    const two = pretrainBatch(vlm, 1, 6, ['locate', 'color'], () => false, true, { rows: ['shape', 'color'], head: null });
+    const pair = pretrainBatch(vlm, 1, 6, ['locate', 'color'], () => false, true, { rows: ['color'], head: ['last', 'shape'] });
+    expect(two.regions!.length).toBe(6 * P);
+    expect(pair.regions!.length).toBe(6 * P * 2);
+    for (let b = 0; b < 6; b++) {
+      const s = sampleSplit('general', 'train', b, { size: 16, types: ['locate', 'color'] });
+      const attr = regionAttribute(b, ['shape', 'color']);
+      expect(['shape', 'color']).toContain(attr);
+      expect([...two.regions!.subarray(b * P, (b + 1) * P)]).toEqual([...regionTargets(tok, s, P, attr)]);
+      expect([...two.targets.subarray(b * two.seq, b * two.seq + P)]).toEqual([...regionTargets(tok, s, P, attr)]);
+      expect([...pair.regions!.subarray(b * P * 2, (b + 1) * P * 2)]).toEqual([...regionWords(tok, s, P, ['last', 'shape'])]);
+      expect([...pair.targets.subarray(b * pair.seq, b * pair.seq + P)]).toEqual([...regionTargets(tok, s, P, 'color')]);
+    }
+    expectCode(() => regionAttribute(0, []), 'INVALID_ARGUMENT');
   });
 });

@@ -1,7 +1,8 @@
 // Pretraining's first phase: the vision encoder alone learns what is in each cell, in ONE
 // command encoder per step:
 //   pixels (B, 3, H, W) → vision encoder → features (B·P, dv) → region head (Dense dv → V)
-//   → cross-entropy against each image row's region word (IGNORE_INDEX where no object covers it)
+//   → cross-entropy against each image row's region words (recordRegionLoss: the shape and colour
+//     words and the box's location tokens of the object covering it; none where no object does)
 //   → head backward → vision backward → global-norm clipping + AdamW over the encoder and the
 //   head → zero grads.
 // The head is scaffolding, not part of the model: pretraining keeps it on through the VLM phase
@@ -15,19 +16,20 @@ import { EdgeTuneError } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { IGNORE_INDEX, recordLoss } from '../kernels/loss.js';
+import { IGNORE_INDEX } from '../kernels/loss.js';
 import { Dense } from '../nn/dense.js';
 import { Activations, setTrainable, type Param } from '../nn/module.js';
 import type { VLM } from '../model/vlm.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
 import { learningRate, type LrSchedule } from './schedule.js';
+import { recordRegionLoss } from './region_loss.js';
 
 /** B images and the target ids of the vision encoder's rows. */
 export interface EncoderBatch {
   batch: number;
   /** Pixel values (B, 3, H, W), already normalised (VLM.pixelValues). */
   pixels: Float32Array;
-  /** (B·Pv) vocabulary ids, IGNORE_INDEX where a row has no target; Pv = vision.patches (before any merge). */
+  /** (B·Pv·K) vocabulary ids, K ≥ 1 per row (regionWords), IGNORE_INDEX where none; Pv = vision.patches (before any merge). */
   targets: Int32Array;
 }
 
@@ -111,10 +113,11 @@ export class EncoderTrainer {
     if (!(Number.isInteger(B) && B >= 1)) throw new EdgeTuneError('EMPTY_DATASET', `an encoder batch needs at least one image, got ${String(B)}`);
     const per = 3 * v.cfg.vision.imageSize ** 2;
     if (mb.pixels.length !== B * per) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${v.cfg.vision.imageSize}² need ${B * per} pixel values, got ${mb.pixels.length}`);
-    if (mb.targets.length !== B * P) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${P} rows need ${B * P} targets, got ${mb.targets.length}`);
+    const K = mb.targets.length / (B * P);
+    if (!(Number.isInteger(K) && K >= 1)) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${P} rows need K·${B * P} targets (K ≥ 1 per row), got ${mb.targets.length}`);
     for (let r = 0; r < mb.targets.length; r++) {
       const id = mb.targets[r]!;
-      if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < V)) throw new EdgeTuneError('OUT_OF_RANGE', `row ${r} has target ${id}, outside [0, ${V})`);
+      if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < V)) throw new EdgeTuneError('OUT_OF_RANGE', `row ${Math.floor(r / K)} has target ${id}, outside [0, ${V})`);
     }
   }
 
@@ -125,12 +128,10 @@ export class EncoderTrainer {
     const B = mb.batch, P = v.vision.patches, V = v.cfg.decoder.vocab, im = v.cfg.vision.imageSize;
     const pixels = this.bufs.get('pixels', [B, 3, im, im]);
     pixels.write(mb.pixels);
-    const targets = this.bufs.get('targets', [B * P], 'i32');
-    targets.write(mb.targets);
     const feats = await v.vision.forward(batch, pixels);
     const logits = await this.head.forward(batch, feats, B * P);
     const dlogits = this.bufs.get('dlogits', [B * P, V]);
-    await recordLoss(this.rt, batch, { logits: logits.buffer, rows: B * P, vocab: V, targets: targets.buffer, beta: 1, h: 'linear', grad: dlogits.buffer, out: out.buffer });
+    await recordRegionLoss(this.rt, batch, this.bufs, 'region', { logits: logits.buffer, rows: B * P, vocab: V, words: mb.targets, grad: dlogits.buffer, out: out.buffer });
     if (!backward) return;
     await v.vision.backward(batch, await this.head.backward(batch, dlogits));
   }

@@ -1,36 +1,46 @@
 // Dense targets on the image rows, for pretraining on the general world. Image row r of a
 // sequence is merged cell (i, j) = (⌊r/g⌋, r mod g) of the g×g grid (g = √P, mergeOrder's
-// raster order); its target is the shape (or colour) word of the object with the most pixels
-// in that cell among those whose pixels there are at least REGION_MIN_SHARE of the object or
-// of the cell. Other rows have no target (IGNORE_INDEX). The prefix attends both ways, so the
-// decoder reads those rows like any other; the loss at them gives the vision encoder a direct,
-// dense signal ("what is here?") next to the answer's few tokens, and nothing changes at
-// inference.
+// raster order); it names the object with the most pixels in that cell among those whose
+// pixels there are at least REGION_MIN_SHARE of the object or of the cell: its shape or
+// colour word, or a location token of its box (RegionWord). Other rows have no target
+// (IGNORE_INDEX). The prefix attends both ways, so the decoder reads those rows like any other;
+// the loss at them gives the vision encoder a direct, dense signal ("what is here?") next to
+// the answer's few tokens, and nothing changes at inference.
 import { EdgeTuneError } from '../errors.js';
 import { generalShapeMask, type Shape } from '../data/general.js';
-import type { Sample } from '../data/types.js';
+import type { Sample, SceneObject } from '../data/types.js';
+import { boxToTokenIds } from '../model/box_codec.js';
 import { IGNORE_INDEX } from '../kernels/loss.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 
 export const REGION_MIN_SHARE = 0.2;
 
 /**
- * (P,) target ids of the image rows of a general-world sample (IGNORE_INDEX where none): the
- * word of each qualifying object's `attribute` ('shape' or 'color').
+ * What an image row can name about the object covering it: its shape or colour word, or the
+ * first or last location token of its box (patch2d: the top-left and bottom-right cells).
  */
-export function regionTargets(tok: Tokenizer, sample: Sample, rows: number, attribute: 'shape' | 'color' = 'shape'): Int32Array {
+export type RegionWord = 'shape' | 'color' | 'first' | 'last';
+
+/** The words of regionWords by default: all four. */
+export const REGION_WORDS: readonly RegionWord[] = ['shape', 'color', 'first', 'last'];
+
+/**
+ * (P,) the index in sample.objects of the object each image row names (−1 where none): the one
+ * with the most pixels in the row's cell among those whose pixels there are at least
+ * REGION_MIN_SHARE of the object or of the cell.
+ */
+export function regionObjects(sample: Sample, rows: number): Int32Array {
   const g = Math.round(Math.sqrt(rows));
   if (g * g !== rows) throw new EdgeTuneError('BAD_CONFIG', `region targets need a square grid of image rows, got ${rows}`);
   const size = sample.image.width;
-  const out = new Int32Array(rows).fill(IGNORE_INDEX);
+  const out = new Int32Array(rows).fill(-1);
   const best = new Float64Array(rows);
   const cellOf = (p: number) => Math.min(g - 1, Math.floor((p * g) / size));
   const cellArea = (size / g) ** 2;
-  for (const o of sample.objects) {
+  sample.objects.forEach((o, index) => {
     const { cx, cy, r } = o.geometry;
     const shape = o.attributes.shape as Shape | undefined;
-    const word = o.attributes[attribute];
-    if (shape === undefined || typeof word !== 'string' || cx === undefined || cy === undefined || r === undefined) continue;
+    if (shape === undefined || cx === undefined || cy === undefined || r === undefined) return;
     const m = generalShapeMask({ shape, cx, cy, r }, size);
     const per = new Float64Array(rows);
     let total = 0;
@@ -43,14 +53,44 @@ export function regionTargets(tok: Tokenizer, sample: Sample, rows: number, attr
         }
       }
     }
-    const id = tok.tokenId(word);
     for (let k = 0; k < rows; k++) {
       const share = Math.max(per[k]! / total, per[k]! / cellArea);
       if (per[k]! > best[k]! && share >= REGION_MIN_SHARE) {
         best[k] = per[k]!;
-        out[k] = id;
+        out[k] = index;
       }
     }
+  });
+  return out;
+}
+
+/** The id of `word` of an object (IGNORE_INDEX when it has no such attribute). */
+function wordId(tok: Tokenizer, o: SceneObject, word: RegionWord): number {
+  if (word === 'first' || word === 'last') {
+    const ids = boxToTokenIds(o.box, tok.codec, tok.locOffset);
+    return word === 'first' ? ids[0]! : ids[ids.length - 1]!;
+  }
+  const w = o.attributes[word];
+  return typeof w === 'string' ? tok.tokenId(w) : IGNORE_INDEX;
+}
+
+/**
+ * (P·K,) for K = words.length: row r's K ids at r·K … r·K + K − 1, `words` of the object it
+ * names (regionObjects), IGNORE_INDEX for a row that names none.
+ */
+export function regionWords(tok: Tokenizer, sample: Sample, rows: number, words: readonly RegionWord[] = REGION_WORDS): Int32Array {
+  if (words.length === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'regionWords needs at least one word kind');
+  const objs = regionObjects(sample, rows);
+  const K = words.length;
+  const out = new Int32Array(rows * K).fill(IGNORE_INDEX);
+  for (let r = 0; r < rows; r++) {
+    const o = sample.objects[objs[r]!];
+    if (o) for (let k = 0; k < K; k++) out[r * K + k] = wordId(tok, o, words[k]!);
   }
   return out;
+}
+
+/** (P,) target ids of the image rows of a general-world sample (IGNORE_INDEX where none): `word` of the object each names. */
+export function regionTargets(tok: Tokenizer, sample: Sample, rows: number, word: RegionWord = 'shape'): Int32Array {
+  return regionWords(tok, sample, rows, [word]);
 }

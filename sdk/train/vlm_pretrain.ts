@@ -8,7 +8,7 @@
 // A curriculum (easy colour/shape questions, then easy scenes fading out: see PRETRAIN_WARM_FRACTION), the mix of
 // question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
 // `where is …?` answers get soft targets (PRETRAIN_GROUNDING, DESIGN §1.5).
-// Every image row also names the object covering it (region targets, PRETRAIN_REGION_TARGETS).
+// Every image row also names the object covering it (region words, PRETRAIN_REGION_TARGETS).
 // Before all that, an encoder phase of `encoderSteps` steps trains the vision encoder alone with
 // a linear head on its rows (EncoderTrainer; PRETRAIN_ENCODER_FRACTION). Steps are numbered
 // across both phases: 1 … E the encoder's, E + 1 … E + steps the VLM's.
@@ -24,7 +24,7 @@ import { savePackage } from '../model/package.js';
 import type { LabelKernel } from '../kernels/grounding_labels.js';
 import type { Param } from '../nn/module.js';
 import type { AdamW } from './optimizer.js';
-import { regionTargets } from './region_targets.js';
+import { REGION_WORDS, regionTargets, regionWords, type RegionWord } from './region_targets.js';
 import { destroyHead, EncoderTrainer, regionHead, regionHeadParams, type EncoderBatch } from './encoder_pretrain.js';
 
 export interface PretrainOptions {
@@ -43,8 +43,10 @@ export interface PretrainOptions {
   warmFraction?: number;
   /** Soft location targets (default PRETRAIN_GROUNDING; null: hard targets). */
   grounding?: { kernel: LabelKernel; mix?: number } | null;
-  /** Colour- or shape-word targets on the image rows (regionTargets; default PRETRAIN_REGION_TARGETS). */
+  /** Targets on the image rows (regionWords, regionAttribute; default PRETRAIN_REGION_TARGETS). */
   regionTargets?: boolean;
+  /** Which words the image rows name (default PRETRAIN_REGION_WORDS). */
+  regionWords?: RegionWordChoice;
   /** Steps of the encoder phase before the `steps` of the VLM (default round(PRETRAIN_ENCODER_FRACTION · steps); 0: none). */
   encoderSteps?: number;
   /** Keep the region head on the vision rows through the VLM phase (default PRETRAIN_REGION_HEAD). */
@@ -107,16 +109,30 @@ export function easySample(i: number, t: number, steps: number, fraction: number
 }
 
 /**
- * Every image row names the object covering it (regionTargets): a dense signal for the vision
- * encoder. Colour words make the image rows informative within ~50 steps; shape words are what
- * the encoder learns slowest. Each sample takes one of the two (regionAttribute), so a row's best
- * prediction is half its colour, half its shape.
+ * Every image row names the object covering it (regionWords): a dense signal for the vision
+ * encoder and the decoder. The decoder's image rows each take one word (regionAttribute: the
+ * shape or colour word, or the first or last location token of the object's box); the region
+ * head (PRETRAIN_REGION_HEAD) takes all four at once.
  */
 export const PRETRAIN_REGION_TARGETS = true;
 
-/** The attribute the image rows of train sample i name: a fixed hash, half 'color', half 'shape'. */
-export function regionAttribute(i: number): 'shape' | 'color' {
-  return (Math.imul(i + 1, 0x85ebca6b) >>> 0) % 2 === 0 ? 'shape' : 'color';
+/** What pretraining's image rows name: the decoder's rows one of `rows` per sample (regionAttribute), the region head all of `head` at once (null: the decoder rows' word). */
+export interface RegionWordChoice {
+  rows: readonly RegionWord[];
+  head: readonly RegionWord[] | null;
+}
+export const PRETRAIN_REGION_WORDS: RegionWordChoice = { rows: REGION_WORDS, head: REGION_WORDS };
+
+/** The word the decoder's image rows of train sample i name: a fixed hash, an equal share each of `rows`. */
+export function regionAttribute(i: number, rows: readonly RegionWord[] = PRETRAIN_REGION_WORDS.rows): RegionWord {
+  if (rows.length === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'regionAttribute needs at least one word kind');
+  return rows[(Math.imul(i + 1, 0x85ebca6b) >>> 0) % rows.length]!;
+}
+
+/** Columns `pick` of a (P·|REGION_WORDS|) regionWords table, as a (P·|pick|) table. */
+function pickWords(all: Int32Array, P: number, pick: readonly RegionWord[]): Int32Array {
+  const K = REGION_WORDS.length, cols = pick.map((w) => REGION_WORDS.indexOf(w));
+  return Int32Array.from({ length: P * cols.length }, (_, j) => all[Math.floor(j / cols.length) * K + cols[j % cols.length]!]!);
 }
 
 /**
@@ -137,7 +153,11 @@ export const ENCODER_WARMUP_FRACTION = 0.15;
 /** First train-split index of the encoder phase's samples, far from the VLM phase's 0 … steps·B − 1. */
 export const ENCODER_SAMPLE_OFFSET = 2 ** 29;
 
-/** The encoder batch of encoder step t (1-based): single-shape scenes, every vision row's target the shape word of the object covering it. */
+/**
+ * The encoder batch of encoder step t (1-based): single-shape scenes, every vision row's target
+ * the shape word of the object covering it. (All four region words on scenes of every form
+ * instead left shape at 22% per cell after 500 steps, colour at 100%: README, Pretraining.)
+ */
 export function encoderBatch(vlm: VLM, t: number, B: number): EncoderBatch {
   const size = vlm.cfg.vision.imageSize, P = vlm.vision.patches, per = 3 * size * size;
   const pixels = new Float32Array(B * per);
@@ -160,13 +180,17 @@ export function resolveConfig(c: PretrainOptions['config'], vocab: number): VlmC
 }
 
 /** The micro-batch of step t (1-based). */
-export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly string[] = PRETRAIN_MIX, easy: (i: number) => boolean = () => false, regions = PRETRAIN_REGION_TARGETS): VlmBatch {
+export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly string[] = PRETRAIN_MIX, easy: (i: number) => boolean = () => false, regions = PRETRAIN_REGION_TARGETS, words: RegionWordChoice = PRETRAIN_REGION_WORDS): VlmBatch {
+  const P = vlm.patches;
   const size = vlm.cfg.vision.imageSize;
   const items = Array.from({ length: B }, (_, k) => {
     const i = (t - 1) * B + k;
     const s = sampleSplit('general', 'train', i, { size, types: mix, easy: easy(i) });
-    const imageTargets = regions ? regionTargets(vlm.tokenizer, s, vlm.patches, regionAttribute(i)) : undefined;
-    return { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec), boxes: s.boxes, imageTargets };
+    const item = { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec), boxes: s.boxes };
+    if (!regions) return item;
+    const all = regionWords(vlm.tokenizer, s, P);
+    const imageTargets = pickWords(all, P, [regionAttribute(i, words.rows)]);
+    return words.head ? { ...item, imageTargets, regionWords: pickWords(all, P, words.head) } : { ...item, imageTargets };
   });
   return vlmBatch(vlm, items);
 }
@@ -273,6 +297,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const easyFraction = o.easyFraction ?? PRETRAIN_EASY_FRACTION;
   const warmSteps = Math.round(steps * (o.warmFraction ?? PRETRAIN_WARM_FRACTION));
   const regions = o.regionTargets ?? PRETRAIN_REGION_TARGETS;
+  const words = o.regionWords ?? PRETRAIN_REGION_WORDS;
   const grounding = o.grounding === undefined ? PRETRAIN_GROUNDING : (o.grounding ?? undefined);
   const ckEvery = o.checkpointEvery ?? 200;
   const weightDecay = o.weightDecay ?? 0.01;
@@ -326,7 +351,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     } else {
       dropEncoder();
       const t = g - E;
-      const mb = t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions) : pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions);
+      const mb = t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions, words) : pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions, words);
       r = await vlmTrainer().trainStep(mb);
       n = mb.batch * mb.seq;
     }

@@ -20,6 +20,7 @@ import { checkIds } from '../kernels/embedding.js';
 import { Activations, setTrainable } from '../nn/module.js';
 import type { Dense } from '../nn/dense.js';
 import { checkRegionHead, regionHeadParams } from './encoder_pretrain.js';
+import { recordRegionLoss, wordsPerRow } from './region_loss.js';
 import { recordAdd } from '../kernels/elementwise.js';
 import { RopeTable } from '../nn/rope.js';
 import { IMAGE_ROW_ID, layoutBatch, type VlmBatchLayout } from '../model/prompt.js';
@@ -34,7 +35,7 @@ export interface VlmBatch extends VlmBatchLayout {
   pixels: Float32Array;
   /** Hook for grounding soft targets: rows referenced by SOFT_TARGET + k in `targets`. */
   soft?: SoftTable;
-  /** (B·P) the items' imageTargets (IGNORE_INDEX where none), for a region head. */
+  /** (B·P·K) the items' regionWords (else their imageTargets, K = 1; IGNORE_INDEX where none), for a region head. */
   regions?: Int32Array;
   /** The answers' location tokens (from the items' boxes), for distance-inverse soft targets. */
   grounding?: VlmGrounding;
@@ -57,6 +58,8 @@ export interface VlmItem {
   boxes?: readonly Box[];
   /** (P,) targets of the image rows (IGNORE_INDEX where none; pretraining's region targets). */
   imageTargets?: Int32Array;
+  /** (P·K) words of each image row for a region head (regionWords), K the same for every item; default imageTargets. */
+  regionWords?: Int32Array;
 }
 
 /** Builds a micro-batch from samples. */
@@ -66,7 +69,14 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   const pixels = new Float32Array(items.length * per);
   items.forEach((it, b) => pixels.set(vlm.pixelValues(it.image), b * per));
   const P = vlm.patches;
-  const regions = items.some((it) => it.imageTargets) ? new Int32Array(items.length * P).fill(IGNORE_INDEX) : undefined;
+  const K = headWordsPerRow(items, P);
+  const regions = items.some((it) => it.imageTargets || it.regionWords) ? new Int32Array(items.length * P * K).fill(IGNORE_INDEX) : undefined;
+  items.forEach((it, b) => {
+    const w = it.regionWords;
+    if (!w) return;
+    for (const id of w) if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < vlm.tokenizer.vocabSize)) throw new EdgeTuneError('OUT_OF_RANGE', `entry ${b}: region word ${id} is outside [0, ${vlm.tokenizer.vocabSize})`);
+    regions!.set(w, b * P * K);
+  });
   items.forEach((it, b) => {
     const t = it.imageTargets;
     if (!t) return;
@@ -76,7 +86,7 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
       if (id === IGNORE_INDEX) continue;
       if (!(Number.isInteger(id) && id >= 0 && id < vlm.tokenizer.vocabSize)) throw new EdgeTuneError('OUT_OF_RANGE', `entry ${b}: image row ${r} has target ${id}, outside [0, ${vlm.tokenizer.vocabSize})`);
       layout.targets[b * layout.seq + r] = id;
-      regions![b * P + r] = id;
+      if (!it.regionWords) regions![(b * P + r) * K] = id;
     }
   });
   const mb: VlmBatch = { pixels, ...layout, regions };
@@ -84,13 +94,28 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   return mb;
 }
 
+/** Region words per image row of a micro-batch's items: that of their regionWords (the same for all), else 1. */
+function headWordsPerRow(items: VlmItem[], P: number): number {
+  let K = 0;
+  items.forEach((it, b) => {
+    const w = it.regionWords;
+    if (!w) return;
+    const k = w.length / P;
+    if (!(Number.isInteger(k) && k >= 1) || (K !== 0 && k !== K)) throw new EdgeTuneError('SHAPE_MISMATCH', `entry ${b}: regionWords has ${w.length} entries; every item needs the same K·${P} (K ≥ 1 words per image row)`);
+    K = k;
+  });
+  if (K > 1 && items.some((it) => it.imageTargets && !it.regionWords)) throw new EdgeTuneError('SHAPE_MISMATCH', `items with ${K} region words per row cannot mix with items that have only imageTargets`);
+  return K || 1;
+}
+
 function groundingOf(vlm: VLM, targets: Int32Array, S: number, items: VlmItem[]): VlmGrounding {
-  const tok = vlm.tokenizer;
+  const tok = vlm.tokenizer, P = vlm.patches;
   const codec = tok.codec;
   const points: number[] = [], ends: boolean[] = [], cells: number[] = [], rows: number[] = [];
   items.forEach((it, b) => {
     const locRows: number[] = [];
-    for (let r = b * S; r < (b + 1) * S; r++) if (tok.locCell(targets[r]!) >= 0) locRows.push(r);
+    // The answer's rows come after the P image rows (whose region targets may be location tokens too).
+    for (let r = b * S + P; r < (b + 1) * S; r++) if (tok.locCell(targets[r]!) >= 0) locRows.push(r);
     const boxes = it.boxes ?? [];
     const before = cells.length;
     for (const box of boxes) {
@@ -112,15 +137,21 @@ function groundingOf(vlm: VLM, targets: Int32Array, S: number, items: VlmItem[])
 }
 
 /**
- * Targets of the vision rows (B·g², raster order) from those of the image rows (B·(g/m)²): vision
- * patch (i, j) takes the target of the merged cell (⌊i/m⌋, ⌊j/m⌋) it belongs to.
+ * Targets of the vision rows (B·g²·K, raster order, K per row) from those of the image rows
+ * (B·(g/m)²·K): vision patch (i, j) takes the targets of the merged cell (⌊i/m⌋, ⌊j/m⌋) it
+ * belongs to.
  */
-export function visionRowTargets(regions: Int32Array, images: number, grid: number, merge: number): Int32Array {
+export function visionRowTargets(regions: Int32Array, images: number, grid: number, merge: number, perRow = 1): Int32Array {
   if (merge === 1) return regions;
-  const gm = grid / merge, P = gm * gm, Pv = grid * grid;
-  const out = new Int32Array(images * Pv);
+  const gm = grid / merge, P = gm * gm, Pv = grid * grid, K = perRow;
+  const out = new Int32Array(images * Pv * K);
   for (let b = 0; b < images; b++) {
-    for (let i = 0; i < grid; i++) for (let j = 0; j < grid; j++) out[b * Pv + i * grid + j] = regions[b * P + Math.floor(i / merge) * gm + Math.floor(j / merge)]!;
+    for (let i = 0; i < grid; i++) {
+      for (let j = 0; j < grid; j++) {
+        const from = (b * P + Math.floor(i / merge) * gm + Math.floor(j / merge)) * K;
+        out.set(regions.subarray(from, from + K), (b * Pv + i * grid + j) * K);
+      }
+    }
   }
   return out;
 }
@@ -250,12 +281,11 @@ export class VlmTrainer {
     const head = this.opts.regionHead;
     let dfeatHead: Tensor | null = null;
     if (head && mb.regions) {
-      if (mb.regions.length !== B * P) throw new EdgeTuneError('SHAPE_MISMATCH', `regions has ${mb.regions.length} entries; ${B} images of ${P} rows need ${B * P}`);
-      const regions = this.bufs.get(`regions.${slot}`, [B * Pv], 'i32');
-      regions.write(visionRowTargets(mb.regions, B, v.connector.grid, v.connector.merge));
+      const K = wordsPerRow(mb.regions, B * P);
+      const words = visionRowTargets(mb.regions, B, v.connector.grid, v.connector.merge, K);
       const hl = await head.forward(batch, feats, B * Pv);
       const dhl = this.bufs.get('dregion', [B * Pv, V]);
-      await recordLoss(rt, batch, { logits: hl.buffer, rows: B * Pv, vocab: V, targets: regions.buffer, beta: 1, h: 'linear', grad: dhl.buffer, out: this.regionOut(slot).buffer });
+      await recordRegionLoss(rt, batch, this.bufs, `regions.${slot}`, { logits: hl.buffer, rows: B * Pv, vocab: V, words, grad: dhl.buffer, out: this.regionOut(slot).buffer });
       if (o.backward !== false) dfeatHead = await head.backward(batch, dhl);
     }
     if (o.backward === false) return logits;
