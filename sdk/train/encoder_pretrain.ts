@@ -16,13 +16,12 @@ import { EdgeTuneError } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { IGNORE_INDEX } from '../kernels/loss.js';
 import { Dense } from '../nn/dense.js';
 import { Activations, setTrainable, type Param } from '../nn/module.js';
 import type { VLM } from '../model/vlm.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
 import { learningRate, type LrSchedule } from './schedule.js';
-import { recordRegionLoss } from './region_loss.js';
+import { checkRegionWords, recordRegionLoss } from './region_loss.js';
 
 /** B images and the target ids of the vision encoder's rows. */
 export interface EncoderBatch {
@@ -113,12 +112,7 @@ export class EncoderTrainer {
     if (!(Number.isInteger(B) && B >= 1)) throw new EdgeTuneError('EMPTY_DATASET', `an encoder batch needs at least one image, got ${String(B)}`);
     const per = 3 * v.cfg.vision.imageSize ** 2;
     if (mb.pixels.length !== B * per) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${v.cfg.vision.imageSize}² need ${B * per} pixel values, got ${mb.pixels.length}`);
-    const K = mb.targets.length / (B * P);
-    if (!(Number.isInteger(K) && K >= 1)) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${P} rows need K·${B * P} targets (K ≥ 1 per row), got ${mb.targets.length}`);
-    for (let r = 0; r < mb.targets.length; r++) {
-      const id = mb.targets[r]!;
-      if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < V)) throw new EdgeTuneError('OUT_OF_RANGE', `row ${Math.floor(r / K)} has target ${id}, outside [0, ${V})`);
-    }
+    checkRegionWords(mb.targets, B * P, V, `the targets of ${B} images of ${P} rows`);
   }
 
   /** Records forward and loss (into `out`); with `backward`, the gradients of the encoder and the head. */

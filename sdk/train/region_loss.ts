@@ -18,10 +18,20 @@ export interface RegionSoftTable {
   softRows: number;
 }
 
-/** Words per row of a (rows·K) word table (SHAPE_MISMATCH unless rows divides it). */
-export function wordsPerRow(words: Int32Array, rows: number): number {
+/** Words per row of a (rows·K) word table (SHAPE_MISMATCH unless rows divides it); `what` names the table in the message. */
+export function wordsPerRow(words: Int32Array, rows: number, what = 'region words'): number {
   const K = words.length / rows;
-  if (!(rows >= 1 && Number.isInteger(K) && K >= 1)) throw new EdgeTuneError('SHAPE_MISMATCH', `${words.length} region words do not split into ${rows} rows of one or more words each`);
+  if (!(rows >= 1 && Number.isInteger(K) && K >= 1)) throw new EdgeTuneError('SHAPE_MISMATCH', `${what}: ${words.length} ids do not split into ${rows} rows of one or more words each`);
+  return K;
+}
+
+/** wordsPerRow, and every id IGNORE_INDEX or inside [0, vocab) (OUT_OF_RANGE otherwise). */
+export function checkRegionWords(words: Int32Array, rows: number, vocab: number, what = 'region words'): number {
+  const K = wordsPerRow(words, rows, what);
+  for (let i = 0; i < words.length; i++) {
+    const id = words[i]!;
+    if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < vocab)) throw new EdgeTuneError('OUT_OF_RANGE', `${what}: row ${Math.floor(i / K)} has word ${id}, outside the vocabulary [0, ${vocab})`);
+  }
   return K;
 }
 
@@ -57,10 +67,7 @@ export interface RegionLossArgs {
 
 /** Records the region CE; `key` names its buffers in `bufs`. */
 export async function recordRegionLoss(rt: Runtime, batch: Batch, bufs: Activations, key: string, a: RegionLossArgs): Promise<void> {
-  const K = wordsPerRow(a.words, a.rows);
-  for (const id of a.words) {
-    if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < a.vocab)) throw new EdgeTuneError('OUT_OF_RANGE', `region word ${id} is outside the vocabulary [0, ${a.vocab})`);
-  }
+  const K = checkRegionWords(a.words, a.rows, a.vocab);
   const targets = bufs.get(`${key}.targets`, [a.rows], 'i32');
   const common = { logits: a.logits, rows: a.rows, vocab: a.vocab, targets: targets.buffer, beta: 1, h: 'linear' as const, grad: a.grad, out: a.out };
   if (K === 1) {

@@ -143,9 +143,9 @@ function pickWords(all: Int32Array, P: number, pick: readonly RegionWord[]): Int
  */
 export const PRETRAIN_ENCODER_FRACTION = 0.375;
 /**
- * The encoder phase's head stays on through the VLM phase, its CE (each image row's region word,
- * the same targets as the decoder's image rows) added to the loss: the encoder keeps what it
- * learnt while the decoder learns to read it.
+ * The encoder phase's head stays on through the VLM phase, its CE (each image row's region words,
+ * PRETRAIN_REGION_WORDS.head) added to the loss: the encoder keeps what it learnt while the
+ * decoder learns to read it.
  */
 export const PRETRAIN_REGION_HEAD = true;
 /** The encoder phase's learning rate: linear warm-up over this share of its steps, then constant. */

@@ -20,7 +20,7 @@ import { checkIds } from '../kernels/embedding.js';
 import { Activations, setTrainable } from '../nn/module.js';
 import type { Dense } from '../nn/dense.js';
 import { checkRegionHead, regionHeadParams } from './encoder_pretrain.js';
-import { recordRegionLoss, wordsPerRow } from './region_loss.js';
+import { checkRegionWords, recordRegionLoss, wordsPerRow } from './region_loss.js';
 import { recordAdd } from '../kernels/elementwise.js';
 import { RopeTable } from '../nn/rope.js';
 import { IMAGE_ROW_ID, layoutBatch, type VlmBatchLayout } from '../model/prompt.js';
@@ -69,13 +69,10 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   const pixels = new Float32Array(items.length * per);
   items.forEach((it, b) => pixels.set(vlm.pixelValues(it.image), b * per));
   const P = vlm.patches;
-  const K = headWordsPerRow(items, P);
+  const K = headWordsPerRow(items, P, vlm.tokenizer.vocabSize);
   const regions = items.some((it) => it.imageTargets || it.regionWords) ? new Int32Array(items.length * P * K).fill(IGNORE_INDEX) : undefined;
   items.forEach((it, b) => {
-    const w = it.regionWords;
-    if (!w) return;
-    for (const id of w) if (id !== IGNORE_INDEX && !(Number.isInteger(id) && id >= 0 && id < vlm.tokenizer.vocabSize)) throw new EdgeTuneError('OUT_OF_RANGE', `entry ${b}: region word ${id} is outside [0, ${vlm.tokenizer.vocabSize})`);
-    regions!.set(w, b * P * K);
+    if (it.regionWords) regions!.set(it.regionWords, b * P * K);
   });
   items.forEach((it, b) => {
     const t = it.imageTargets;
@@ -94,14 +91,13 @@ export function vlmBatch(vlm: VLM, items: VlmItem[], multiple = 8): VlmBatch {
   return mb;
 }
 
-/** Region words per image row of a micro-batch's items: that of their regionWords (the same for all), else 1. */
-function headWordsPerRow(items: VlmItem[], P: number): number {
+/** Region words per image row of a micro-batch's items (checkRegionWords): that of their regionWords (the same for all), else 1. */
+function headWordsPerRow(items: VlmItem[], P: number, vocab: number): number {
   let K = 0;
   items.forEach((it, b) => {
-    const w = it.regionWords;
-    if (!w) return;
-    const k = w.length / P;
-    if (!(Number.isInteger(k) && k >= 1) || (K !== 0 && k !== K)) throw new EdgeTuneError('SHAPE_MISMATCH', `entry ${b}: regionWords has ${w.length} entries; every item needs the same K·${P} (K ≥ 1 words per image row)`);
+    if (!it.regionWords) return;
+    const k = checkRegionWords(it.regionWords, P, vocab, `entry ${b}: regionWords`);
+    if (K !== 0 && k !== K) throw new EdgeTuneError('SHAPE_MISMATCH', `entry ${b}: regionWords has ${k} words per image row, an earlier entry ${K}; every item needs the same`);
     K = k;
   });
   if (K > 1 && items.some((it) => it.imageTargets && !it.regionWords)) throw new EdgeTuneError('SHAPE_MISMATCH', `items with ${K} region words per row cannot mix with items that have only imageTargets`);
