@@ -11,8 +11,9 @@ import { formatAnswer } from '../sdk/data/answer.js';
 import { Tokenizer } from '../sdk/model/tokenizer.js';
 import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
 import { boxToTokenIds } from '../sdk/model/box_codec.js';
-import { REGION_WORDS, regionObjects, regionTargets, regionWords } from '../sdk/train/region_targets.js';
-import { pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
+import { questionQuery, REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords } from '../sdk/train/region_targets.js';
+import { matchSample, PRETRAIN_REGION_WORDS, pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
+import { NUMBER_WORDS } from '../sdk/data/text.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
 import { expectCode } from './helpers/errors.js';
 import { ceRow } from './helpers/loss_ref.js';
@@ -171,7 +172,7 @@ describe('image-row targets in a VLM batch', () => {
     const rt = await testRuntime();
     const vlm = new VLM(rt, CFG);
     const P = vlm.patches, K = REGION_WORDS.length;
-    let sawLoc = false;
+    let sawLoc = false, matched = 0;
     for (let t = 1; t <= 3; t++) {
       const mb = pretrainBatch(vlm, t, 6, ['locate', 'color']);
       expect(mb.regions!.length).toBe(6 * P * K);
@@ -181,9 +182,11 @@ describe('image-row targets in a VLM batch', () => {
         const w = regionWords(tok, s, P);
         expect([...mb.regions!.subarray(b * P * K, (b + 1) * P * K)]).toEqual([...w]);
         const a = REGION_WORDS.indexOf(regionAttribute(i));
+        const m = matchSample(i, PRETRAIN_REGION_WORDS.match!) ? regionMatches(tok, s, P) : null;
+        if (m) matched++;
         for (let r = 0; r < P; r++) {
           const id = mb.targets[b * mb.seq + r]!;
-          expect(id).toBe(w[r * K + a]);
+          expect(id).toBe(m ? m[r] : w[r * K + a]);
           if (id !== IGNORE_INDEX && tok.locCell(id) >= 0) sawLoc = true;
         }
       }
@@ -193,6 +196,9 @@ describe('image-row targets in a VLM batch', () => {
       expect(g.rows.length).toBe(g.count);
     }
     expect(sawLoc).toBe(true);
+    // Some samples' decoder rows answer whether they show the object asked about, others name a word.
+    expect(matched).toBeGreaterThan(0);
+    expect(matched).toBeLessThan(18);
     // Other choices: decoder rows shape or colour, the head their word (K = 1); or the head two words.
     const two = pretrainBatch(vlm, 1, 6, ['locate', 'color'], () => false, true, { rows: ['shape', 'color'], head: null });
     const pair = pretrainBatch(vlm, 1, 6, ['locate', 'color'], () => false, true, { rows: ['color'], head: ['last', 'shape'] });
@@ -208,5 +214,54 @@ describe('image-row targets in a VLM batch', () => {
       expect([...pair.targets.subarray(b * pair.seq, b * pair.seq + P)]).toEqual([...regionTargets(tok, s, P, 'color')]);
     }
     expectCode(() => regionAttribute(0, []), 'INVALID_ARGUMENT');
+    // match: 1 puts match targets on every sample whose question names a colour or shape.
+    const all = pretrainBatch(vlm, 1, 6, ['locate', 'color'], () => false, true, { rows: ['shape'], head: null, match: 1 });
+    for (let b = 0; b < 6; b++) {
+      const s = sampleSplit('general', 'train', b, { size: 16, types: ['locate', 'color'] });
+      expect([...all.targets.subarray(b * all.seq, b * all.seq + P)]).toEqual([...regionMatches(tok, s, P)!]);
+      expect([...all.regions!.subarray(b * P, (b + 1) * P)]).toEqual([...regionTargets(tok, s, P, 'shape')]);
+    }
+  });
+
+  test('questionQuery: the colour and shape words of every general-world question form', () => {
+    expect(questionQuery('what color is the star?')).toEqual({ shape: 'star' });
+    expect(questionQuery('how many crosses are there?')).toEqual({ shape: 'cross' });
+    expect(questionQuery('is there a red circle?')).toEqual({ color: 'red', shape: 'circle' });
+    expect(questionQuery('where is the white ring?')).toEqual({ color: 'white', shape: 'ring' });
+    expect(questionQuery('what shape is this?')).toBeNull();
+    expect(questionQuery('describe the image.')).toBeNull();
+  });
+
+  test('regionMatches: yes exactly on the rows whose object has what the question names, checked against the answers', () => {
+    const yes = tok.tokenId('yes'), no = tok.tokenId('no');
+    const seen = new Set<string>();
+    for (let i = 0; i < 240; i++) {
+      const s = sampleSplit('general', 'val', i, { size: 64 });
+      const m = regionMatches(tok, s, 16);
+      if (s.type === 'shape' || s.type === 'caption') {
+        expect(m).toBeNull();
+        continue;
+      }
+      seen.add(s.type);
+      const objs = regionObjects(s, 16);
+      const q = questionQuery(s.question)!;
+      const named = new Set<number>();
+      for (let r = 0; r < 16; r++) {
+        const o = s.objects[objs[r]!];
+        const hit = !!o && (q.color === undefined || o.attributes.color === q.color) && (q.shape === undefined || o.attributes.shape === q.shape);
+        expect(m![r]).toBe(hit ? yes : no);
+        if (hit) named.add(objs[r]!);
+      }
+      // Rows only say yes for objects the answer is about: none when there is none, never more objects than the count.
+      if (s.type === 'exists' && s.answer === 'no') expect(named.size).toBe(0);
+      if (s.type === 'count') expect(named.size).toBeLessThanOrEqual(NUMBER_WORDS.indexOf(s.answer as (typeof NUMBER_WORDS)[number]));
+      if (s.type === 'color') for (const k of named) expect(s.objects[k]!.attributes.color).toBe(s.answer);
+      if (s.type === 'locate') for (const k of named) expect(s.objects[k]!.label).toBe(s.answer.split(' ').slice(0, 2).join(' '));
+    }
+    expect([...seen].sort()).toEqual(['color', 'count', 'exists', 'locate']);
+    expect(matchSample(3, 0)).toBe(false);
+    expect(matchSample(3, 1)).toBe(true);
+    expectCode(() => matchSample(0, 1.5), 'INVALID_ARGUMENT');
+    expectCode(() => matchSample(0, Number.NaN), 'INVALID_ARGUMENT');
   });
 });

@@ -6,8 +6,10 @@
 // (IGNORE_INDEX). The prefix attends both ways, so the decoder reads those rows like any other;
 // the loss at them gives the vision encoder a direct, dense signal ("what is here?") next to
 // the answer's few tokens, and nothing changes at inference.
+// regionMatches asks the rows a question-conditioned one instead: is this the object asked about?
 import { EdgeTuneError } from '../errors.js';
-import { generalShapeMask, type Shape } from '../data/general.js';
+import { COLOR_NAMES, generalShapeMask, SHAPES, type Shape } from '../data/general.js';
+import { plural, textWords } from '../data/text.js';
 import type { Sample, SceneObject } from '../data/types.js';
 import { boxToTokenIds } from '../model/box_codec.js';
 import { IGNORE_INDEX } from '../kernels/loss.js';
@@ -93,4 +95,35 @@ export function regionWords(tok: Tokenizer, sample: Sample, rows: number, words:
 /** (P,) target ids of the image rows of a general-world sample (IGNORE_INDEX where none): `word` of the object each names. */
 export function regionTargets(tok: Tokenizer, sample: Sample, rows: number, word: RegionWord = 'shape'): Int32Array {
   return regionWords(tok, sample, rows, [word]);
+}
+
+/**
+ * The object a general-world question asks about: the colour and shape words it names (a plural
+ * shape counts as its shape: `how many stars …?`); null when it names neither (`what shape is
+ * this?`, `describe the image.`).
+ */
+export function questionQuery(question: string): { color?: string; shape?: string } | null {
+  const words = textWords(question);
+  const color = words.find((w) => (COLOR_NAMES as readonly string[]).includes(w));
+  const shape = SHAPES.find((s) => words.includes(s) || words.includes(plural(s)));
+  if (color === undefined && shape === undefined) return null;
+  return { ...(color !== undefined && { color }), ...(shape !== undefined && { shape }) };
+}
+
+/**
+ * (P,) question-conditioned targets of the image rows: `yes` on the rows whose object
+ * (regionObjects) has every attribute the question names (questionQuery), `no` on all others,
+ * background rows included; null when the question names no colour or shape. The prefix attends
+ * both ways, so each row sees the question: the target asks it to compare the two, the step
+ * every `what color / is there / how many / where` answer rests on.
+ */
+export function regionMatches(tok: Tokenizer, sample: Sample, rows: number): Int32Array | null {
+  const q = questionQuery(sample.question);
+  if (!q) return null;
+  const objs = regionObjects(sample, rows);
+  const yes = tok.tokenId('yes'), no = tok.tokenId('no');
+  return Int32Array.from(objs, (k) => {
+    const a = sample.objects[k]?.attributes;
+    return a && (q.color === undefined || a.color === q.color) && (q.shape === undefined || a.shape === q.shape) ? yes : no;
+  });
 }

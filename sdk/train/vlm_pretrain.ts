@@ -8,7 +8,8 @@
 // A curriculum (easy colour/shape questions, then easy scenes fading out: see PRETRAIN_WARM_FRACTION), the mix of
 // question forms leans on the hard ones (PRETRAIN_MIX), and the location tokens of
 // `where is …?` answers get soft targets (PRETRAIN_GROUNDING, DESIGN §1.5).
-// Every image row also names the object covering it (region words, PRETRAIN_REGION_TARGETS).
+// Every image row also names the object covering it (region words, PRETRAIN_REGION_TARGETS), or,
+// on some samples, says whether it is the object the question asks about (match targets).
 // Before all that, an encoder phase of `encoderSteps` steps trains the vision encoder alone with
 // a linear head on its rows (EncoderTrainer; PRETRAIN_ENCODER_FRACTION). Steps are numbered
 // across both phases: 1 … E the encoder's, E + 1 … E + steps the VLM's.
@@ -24,7 +25,7 @@ import { savePackage } from '../model/package.js';
 import type { LabelKernel } from '../kernels/grounding_labels.js';
 import type { Param } from '../nn/module.js';
 import type { AdamW } from './optimizer.js';
-import { REGION_WORDS, regionTargets, regionWords, type RegionWord } from './region_targets.js';
+import { REGION_WORDS, regionMatches, regionTargets, regionWords, type RegionWord } from './region_targets.js';
 import { destroyHead, EncoderTrainer, regionHead, regionHeadParams, type EncoderBatch } from './encoder_pretrain.js';
 
 export interface PretrainOptions {
@@ -116,12 +117,26 @@ export function easySample(i: number, t: number, steps: number, fraction: number
  */
 export const PRETRAIN_REGION_TARGETS = true;
 
-/** What pretraining's image rows name: the decoder's rows one of `rows` per sample (regionAttribute), the region head all of `head` at once (null: the decoder rows' word). */
+/**
+ * What pretraining's image rows name: the decoder's rows one of `rows` per sample
+ * (regionAttribute), the region head all of `head` at once (null: the decoder rows' word). On a
+ * share `match` of the samples whose question names a colour or shape (matchSample), the
+ * decoder's rows answer instead whether their object is the one asked about (regionMatches);
+ * the region head keeps its words.
+ */
 export interface RegionWordChoice {
   rows: readonly RegionWord[];
   head: readonly RegionWord[] | null;
+  /** Share of samples in [0, 1] (default 0). */
+  match?: number;
 }
-export const PRETRAIN_REGION_WORDS: RegionWordChoice = { rows: REGION_WORDS, head: REGION_WORDS };
+export const PRETRAIN_REGION_WORDS: RegionWordChoice = { rows: REGION_WORDS, head: REGION_WORDS, match: 0.5 };
+
+/** Whether train sample i's image rows take regionMatches (a fixed hash of i, independent of regionAttribute's, against `share`). */
+export function matchSample(i: number, share: number): boolean {
+  if (!(share >= 0 && share <= 1)) throw new EdgeTuneError('INVALID_ARGUMENT', `the share of match targets must be in [0, 1], got ${share}`);
+  return (Math.imul(i + 1, 0xc2b2ae35) >>> 0) / 2 ** 32 < share;
+}
 
 /** The word the decoder's image rows of train sample i name: a fixed hash, an equal share each of `rows`. */
 export function regionAttribute(i: number, rows: readonly RegionWord[] = PRETRAIN_REGION_WORDS.rows): RegionWord {
@@ -141,7 +156,7 @@ function pickWords(all: Int32Array, P: number, pick: readonly RegionWord[]): Int
  * with a linear head straight on its rows, single-shape scenes and each row's shape word as
  * target, it learns them in a few hundred steps (README: The tiny VLM).
  */
-export const PRETRAIN_ENCODER_FRACTION = 0.375;
+export const PRETRAIN_ENCODER_FRACTION = 1 / 3;
 /**
  * The encoder phase's head stays on through the VLM phase, its CE (each image row's region words,
  * PRETRAIN_REGION_WORDS.head) added to the loss: the encoder keeps what it learnt while the
@@ -189,8 +204,10 @@ export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly stri
     const item = { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec), boxes: s.boxes };
     if (!regions) return item;
     const all = regionWords(vlm.tokenizer, s, P);
-    const imageTargets = pickWords(all, P, [regionAttribute(i, words.rows)]);
-    return words.head ? { ...item, imageTargets, regionWords: pickWords(all, P, words.head) } : { ...item, imageTargets };
+    const matches = matchSample(i, words.match ?? 0) ? regionMatches(vlm.tokenizer, s, P) : null;
+    const word = pickWords(all, P, [regionAttribute(i, words.rows)]);
+    // The region head does not see the question: it keeps the words (with head null, the rows' word).
+    return { ...item, imageTargets: matches ?? word, regionWords: words.head ? pickWords(all, P, words.head) : word };
   });
   return vlmBatch(vlm, items);
 }
