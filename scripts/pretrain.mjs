@@ -15,7 +15,7 @@ const opt = (name, dflt) => {
 };
 const smoke = has('smoke');
 /** The embedded model's run: steps × batch 16. */
-const STEPS = 1700;
+const STEPS = 1600;
 const rt = await et.createRuntime();
 const a = rt.adapter;
 console.log(`adapter: ${a.vendor || '?'} / ${a.architecture || '?'}${a.software ? ' [software]' : ''}`);

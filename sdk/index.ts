@@ -48,7 +48,7 @@ export { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2B
 export { VLM, tinyVlmConfig, smokeVlmConfig, type VlmConfig, type AskOptions, type AskResult, type LoadOptions } from './model/vlm.js';
 export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type VlmSequence, type VlmBatchLayout } from './model/prompt.js';
 export { VlmTrainer, vlmBatch, type VlmBatch, type VlmItem, type VlmGrounding, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';
-export { regionTargets, regionWords, regionObjects, regionMatches, questionQuery, REGION_WORDS, REGION_MIN_SHARE, type RegionWord } from './train/region_targets.js';
+export { regionTargets, regionWords, regionObjects, anchorRows, regionMatches, questionQuery, REGION_WORDS, REGION_MIN_SHARE, type RegionWord } from './train/region_targets.js';
 export { recordRegionLoss, regionSoftTable, type RegionLossArgs, type RegionSoftTable } from './train/region_loss.js';
 export { pretrain, pretrainBatch, PRETRAIN_REGION_TARGETS, PRETRAIN_REGION_WORDS, type RegionWordChoice, regionAttribute, matchSample, PRETRAIN_MIX, PRETRAIN_EASY_FRACTION, PRETRAIN_WARM_FRACTION, PRETRAIN_WARM_MIX, PRETRAIN_GROUNDING, PRETRAIN_ENCODER_FRACTION, PRETRAIN_REGION_HEAD, encoderBatch, easySample, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
 export { EncoderTrainer, REGION_HEAD_STD, regionHead, regionHeadParams, destroyHead, type EncoderBatch, type EncoderTrainerOptions, type EncoderStepReport } from './train/encoder_pretrain.js';

@@ -11,7 +11,7 @@ import { formatAnswer } from '../sdk/data/answer.js';
 import { Tokenizer } from '../sdk/model/tokenizer.js';
 import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
 import { boxToTokenIds } from '../sdk/model/box_codec.js';
-import { questionQuery, REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords } from '../sdk/train/region_targets.js';
+import { anchorRows, questionQuery, REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords } from '../sdk/train/region_targets.js';
 import { matchSample, PRETRAIN_REGION_WORDS, pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
 import { NUMBER_WORDS } from '../sdk/data/text.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
@@ -41,6 +41,31 @@ describe('region targets', () => {
     for (const k of [1, 2, 3, 4, 8, 12, 3 * 4 + 0]) expect(t[k], `cell ${k}`).toBe(IGNORE_INDEX);
     const allowed = new Set([IGNORE_INDEX, tok.tokenId('circle'), tok.tokenId('star')]);
     for (const x of t) expect(allowed.has(x)).toBe(true);
+  });
+
+  test('anchorRows: the cell holding the centre, else the nearest cell naming the object; −1 for an object no row names', () => {
+    // A large star centred in cell (1, 2); a circle centred in cell (2, 1) under a larger square on the same centre, and a
+    // circle hidden under it.
+    const s = scene(64, [
+      { shape: 'star', cx: 0.6, cy: 0.4, r: 0.2 },
+      { shape: 'circle', cx: 0.3, cy: 0.72, r: 0.1 },
+      { shape: 'square', cx: 0.3, cy: 0.6, r: 0.2 },
+      { shape: 'circle', cx: 0.3, cy: 0.6, r: 0.05 },
+    ]);
+    const objs = regionObjects(s, 16);
+    const a = anchorRows(s, 16);
+    expect(a[0]).toBe(1 * 4 + 2);
+    expect(objs[a[0]!]).toBe(0);
+    // Each anchor names its object, and no cell naming the object is nearer to its centre's cell.
+    s.objects.forEach((o, k) => {
+      const rows = [...objs.keys()].filter((r) => objs[r] === k);
+      if (rows.length === 0) return expect(a[k]).toBe(-1);
+      expect(objs[a[k]!]).toBe(k);
+      const ci = Math.floor(o.geometry.cy! * 4), cj = Math.floor(o.geometry.cx! * 4);
+      const d = (r: number) => (Math.floor(r / 4) - ci) ** 2 + ((r % 4) - cj) ** 2;
+      for (const r of rows) expect(d(r)).toBeGreaterThanOrEqual(d(a[k]!));
+    });
+    expect(a[3]).toBe(-1);
   });
 
   test('general-world samples: each target is the qualifying shape with the most pixels in its cell, every object is named', () => {
@@ -235,6 +260,7 @@ describe('image-row targets in a VLM batch', () => {
   test('regionMatches: yes exactly on the rows whose object has what the question names, checked against the answers', () => {
     const yes = tok.tokenId('yes'), no = tok.tokenId('no');
     const seen = new Set<string>();
+    let counted = 0, countN = 0;
     for (let i = 0; i < 240; i++) {
       const s = sampleSplit('general', 'val', i, { size: 64 });
       const m = regionMatches(tok, s, 16);
@@ -245,20 +271,32 @@ describe('image-row targets in a VLM batch', () => {
       seen.add(s.type);
       const objs = regionObjects(s, 16);
       const q = questionQuery(s.question)!;
+      const anchors = anchorRows(s, 16, objs);
       const named = new Set<number>();
+      let yesRows = 0;
       for (let r = 0; r < 16; r++) {
         const o = s.objects[objs[r]!];
         const hit = !!o && (q.color === undefined || o.attributes.color === q.color) && (q.shape === undefined || o.attributes.shape === q.shape);
-        expect(m![r]).toBe(hit ? yes : no);
+        // A count question: yes on each such object's anchor row only.
+        const want = hit && (s.type !== 'count' || anchors[objs[r]!] === r);
+        expect(m![r]).toBe(want ? yes : no);
         if (hit) named.add(objs[r]!);
+        if (want) yesRows++;
       }
       // Rows only say yes for objects the answer is about: none when there is none, never more objects than the count.
       if (s.type === 'exists' && s.answer === 'no') expect(named.size).toBe(0);
-      if (s.type === 'count') expect(named.size).toBeLessThanOrEqual(NUMBER_WORDS.indexOf(s.answer as (typeof NUMBER_WORDS)[number]));
+      if (s.type === 'count') {
+        expect(named.size).toBeLessThanOrEqual(NUMBER_WORDS.indexOf(s.answer as (typeof NUMBER_WORDS)[number]));
+        expect(yesRows).toBe(named.size);
+        counted += yesRows === NUMBER_WORDS.indexOf(s.answer as (typeof NUMBER_WORDS)[number]) ? 1 : 0;
+        countN++;
+      }
       if (s.type === 'color') for (const k of named) expect(s.objects[k]!.attributes.color).toBe(s.answer);
       if (s.type === 'locate') for (const k of named) expect(s.objects[k]!.label).toBe(s.answer.split(' ').slice(0, 2).join(' '));
     }
     expect([...seen].sort()).toEqual(['color', 'count', 'exists', 'locate']);
+    // Nearly every count answer is the number of yes rows (an object no row names is the exception).
+    expect(counted / countN).toBeGreaterThan(0.9);
     expect(matchSample(3, 0)).toBe(false);
     expect(matchSample(3, 1)).toBe(true);
     expectCode(() => matchSample(0, 1.5), 'INVALID_ARGUMENT');

@@ -111,19 +111,49 @@ export function questionQuery(question: string): { color?: string; shape?: strin
 }
 
 /**
+ * (objects,) the anchor row of each object of a sample: the row of the cell holding its centre
+ * when that row names it (regionObjects), else the row naming it nearest to that cell (the first
+ * in raster order on a tie); −1 when no row names it.
+ */
+export function anchorRows(sample: Sample, rows: number, objs: Int32Array = regionObjects(sample, rows)): Int32Array {
+  const g = Math.round(Math.sqrt(rows));
+  // Geometry is in image fractions.
+  const cellOf = (p: number) => Math.max(0, Math.min(g - 1, Math.floor(p * g)));
+  return Int32Array.from(sample.objects, (o, k) => {
+    const { cx, cy } = o.geometry;
+    if (cx === undefined || cy === undefined) return -1;
+    const ci = cellOf(cy), cj = cellOf(cx);
+    let best = -1, dist = Infinity;
+    for (let r = 0; r < rows; r++) {
+      if (objs[r] !== k) continue;
+      const d = (Math.floor(r / g) - ci) ** 2 + (r % g - cj) ** 2;
+      if (d < dist) {
+        dist = d;
+        best = r;
+      }
+    }
+    return best;
+  });
+}
+
+/**
  * (P,) question-conditioned targets of the image rows: `yes` on the rows whose object
  * (regionObjects) has every attribute the question names (questionQuery), `no` on all others,
  * background rows included; null when the question names no colour or shape. The prefix attends
  * both ways, so each row sees the question: the target asks it to compare the two, the step
- * every `what color / is there / how many / where` answer rests on.
+ * every `what color / is there / how many / where` answer rests on. On a `how many …?` question
+ * only each such object's anchor row (anchorRows) says yes, so that the answer is the number of
+ * `yes` rows: an object covers one to four cells.
  */
 export function regionMatches(tok: Tokenizer, sample: Sample, rows: number): Int32Array | null {
   const q = questionQuery(sample.question);
   if (!q) return null;
   const objs = regionObjects(sample, rows);
+  const anchors = sample.type === 'count' ? anchorRows(sample, rows, objs) : null;
   const yes = tok.tokenId('yes'), no = tok.tokenId('no');
-  return Int32Array.from(objs, (k) => {
+  return Int32Array.from(objs, (k, r) => {
     const a = sample.objects[k]?.attributes;
-    return a && (q.color === undefined || a.color === q.color) && (q.shape === undefined || a.shape === q.shape) ? yes : no;
+    const hit = a && (q.color === undefined || a.color === q.color) && (q.shape === undefined || a.shape === q.shape);
+    return hit && (!anchors || anchors[k] === r) ? yes : no;
   });
 }
