@@ -16,13 +16,15 @@ export default async function (rt, args) {
   const eb = et.encoderBatch(vlm, 1, B);
   const im = vlm.cfg.vision.imageSize;
   const pixels = et.Tensor.from(rt, eb.pixels, [B, 3, im, im]);
-  const visMs = await timeIt(async () => {
+  const forwardMs = (part) => timeIt(async () => {
     const b = rt.batch('vision');
-    await vlm.vision.forward(b, pixels);
+    await part.forward(b, pixels);
     await b.submit();
   }, { reps });
+  const visMs = await forwardMs(vlm.vision);
+  const stem = vlm.vision.stem ? ` (its convolutional stem alone: ${(await forwardMs(vlm.vision.stem)).toFixed(0)} ms)` : '';
   pixels.release();
-  console.log(`vision encoder forward alone: ${visMs.toFixed(0)} ms (${B} images of ${im}×${im})`);
+  console.log(`vision encoder forward alone: ${visMs.toFixed(0)} ms${stem} (${B} images of ${im}×${im})`);
   const encMs = await timeIt(() => enc.trainStep(eb), { reps });
   console.log(`encoder phase: ${encMs.toFixed(0)} ms/step (${B} images: vision forward + backward, region head, AdamW)`);
   enc.destroy();
