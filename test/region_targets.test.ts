@@ -44,8 +44,8 @@ describe('region targets', () => {
   });
 
   test('anchorRows: the cell holding the centre, else the nearest cell naming the object; −1 for an object no row names', () => {
-    // A large star centred in cell (1, 2); a circle centred in cell (2, 1) under a larger square on the same centre, and a
-    // circle hidden under it.
+    // A large star centred in cell (1, 2); a circle centred in cell (2, 1), a cell the larger square (centred there too)
+    // names, so the circle's anchor is the nearest cell naming it, (3, 1); a small circle hidden under the square.
     const s = scene(64, [
       { shape: 'star', cx: 0.6, cy: 0.4, r: 0.2 },
       { shape: 'circle', cx: 0.3, cy: 0.72, r: 0.1 },
@@ -56,6 +56,9 @@ describe('region targets', () => {
     const a = anchorRows(s, 16);
     expect(a[0]).toBe(1 * 4 + 2);
     expect(objs[a[0]!]).toBe(0);
+    expect(objs[2 * 4 + 1]).toBe(2);
+    expect(a[2]).toBe(2 * 4 + 1);
+    expect(a[1]).toBe(3 * 4 + 1);
     // Each anchor names its object, and no cell naming the object is nearer to its centre's cell.
     s.objects.forEach((o, k) => {
       const rows = [...objs.keys()].filter((r) => objs[r] === k);
