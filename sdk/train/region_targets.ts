@@ -78,11 +78,12 @@ function wordId(tok: Tokenizer, o: SceneObject, word: RegionWord): number {
 
 /**
  * (P·K,) for K = words.length: row r's K ids at r·K … r·K + K − 1, `words` of the object it
- * names (regionObjects), IGNORE_INDEX for a row that names none.
+ * names (regionObjects, or `objs` when the caller has them), IGNORE_INDEX for a row that names
+ * none.
  */
-export function regionWords(tok: Tokenizer, sample: Sample, rows: number, words: readonly RegionWord[] = REGION_WORDS): Int32Array {
+export function regionWords(tok: Tokenizer, sample: Sample, rows: number, words: readonly RegionWord[] = REGION_WORDS, objs?: Int32Array): Int32Array {
   if (words.length === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'regionWords needs at least one word kind');
-  const objs = regionObjects(sample, rows);
+  objs ??= regionObjects(sample, rows);
   const K = words.length;
   const out = new Int32Array(rows * K).fill(IGNORE_INDEX);
   for (let r = 0; r < rows; r++) {
@@ -143,12 +144,13 @@ export function anchorRows(sample: Sample, rows: number, objs: Int32Array = regi
  * both ways, so each row sees the question: the target asks it to compare the two, the step
  * every `what color / is there / how many / where` answer rests on. On a `how many …?` question
  * only each such object's anchor row (anchorRows) says yes, so that the answer is the number of
- * `yes` rows: an object covers one to four cells.
+ * `yes` rows: an object covers one to four cells. `objs`: the sample's regionObjects, when the
+ * caller has them.
  */
-export function regionMatches(tok: Tokenizer, sample: Sample, rows: number): Int32Array | null {
+export function regionMatches(tok: Tokenizer, sample: Sample, rows: number, objs?: Int32Array): Int32Array | null {
   const q = questionQuery(sample.question);
   if (!q) return null;
-  const objs = regionObjects(sample, rows);
+  objs ??= regionObjects(sample, rows);
   const anchors = sample.type === 'count' ? anchorRows(sample, rows, objs) : null;
   const yes = tok.tokenId('yes'), no = tok.tokenId('no');
   return Int32Array.from(objs, (k, r) => {

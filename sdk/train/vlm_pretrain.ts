@@ -25,7 +25,7 @@ import { savePackage } from '../model/package.js';
 import type { LabelKernel } from '../kernels/grounding_labels.js';
 import type { Param } from '../nn/module.js';
 import type { AdamW } from './optimizer.js';
-import { REGION_WORDS, regionMatches, regionTargets, regionWords, type RegionWord } from './region_targets.js';
+import { REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords, type RegionWord } from './region_targets.js';
 import { destroyHead, EncoderTrainer, regionHead, regionHeadParams, type EncoderBatch } from './encoder_pretrain.js';
 
 export interface PretrainOptions {
@@ -203,8 +203,10 @@ export function pretrainBatch(vlm: VLM, t: number, B: number, mix: readonly stri
     const s = sampleSplit('general', 'train', i, { size, types: mix, easy: easy(i) });
     const item = { image: s.image, question: s.question, answer: formatAnswer(s, vlm.tokenizer.codec), boxes: s.boxes };
     if (!regions) return item;
-    const all = regionWords(vlm.tokenizer, s, P);
-    const matches = matchSample(i, words.match ?? 0) ? regionMatches(vlm.tokenizer, s, P) : null;
+    // Which object each row names, once for the words and the match targets.
+    const objs = regionObjects(s, P);
+    const all = regionWords(vlm.tokenizer, s, P, REGION_WORDS, objs);
+    const matches = matchSample(i, words.match ?? 0) ? regionMatches(vlm.tokenizer, s, P, objs) : null;
     const word = pickWords(all, P, [regionAttribute(i, words.rows)]);
     // The region head does not see the question: it keeps the words (with head null, the rows' word).
     return { ...item, imageTargets: matches ?? word, regionWords: words.head ? pickWords(all, P, words.head) : word };
