@@ -1,19 +1,23 @@
-// Convolutional stem of the hybrid ViT: 3×3 convolutions (pad 1, stride 1) as cols · W, and
-// 2×2 max pooling (stride 2). Activations are rows of channels (NHWC): x (B·H·W, C), row
+// Convolutional stem of the hybrid ViT: 3×3 convolutions (stride S = 1 or 2, P = 1 or 0 rows and
+// columns of zero padding before the map, as many after as the last window needs) as cols · W,
+// and 2×2 max pooling (stride 2). Activations are rows of channels (NHWC): x (B·H·W, C), row
 // (b·H + y)·W + x. The first stage reads the pixels (B, C, H, W) instead (NCHW: layout 0).
-//   cols3x3          cols (B·H·W, 9·C), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
+// The convolution's output map is Ho × Wo, Ho = ⌊(H − 1)/S⌋ + 1 (H/S for even H and S = 2).
+//   cols3x3          cols (B·Ho·Wo, 9·C), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
 //                    weight (Cout, C, 3, 3) reshaped to (Cout, 9·C) and transposed):
-//                    cols[(b·H + y)·W + x, c·9 + ky·3 + kx] = x[b, c, y + ky − 1, x + kx − 1], 0 outside.
-//   cols3x3_backward dx (B·H·W, C) from dcols (B·H·W, 9·C), NHWC only (the pixels need none):
-//                    dx[b, y, x, c] = Σ_{ky,kx} dcols[(b·H + y − ky + 1)·W + x − kx + 1, c·9 + ky·3 + kx],
-//                    rows outside the image left out. A gather: no atomics.
+//                    cols[(b·Ho + y)·Wo + x, c·9 + ky·3 + kx] = x[b, c, S·y + ky − P, S·x + kx − P], 0 outside.
+//   cols3x3_backward dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C), NHWC only (the pixels need none):
+//                    dx[b, y, x, c] = Σ_{ky,kx} dcols[(b·Ho + oy)·Wo + ox, c·9 + ky·3 + kx] over the
+//                    windows with S·oy = y − ky + P, S·ox = x − kx + P inside the output map. A gather:
+//                    no atomics.
 //   maxpool2_forward  y (B·(H/2)·(W/2), C) = max of each 2×2 window of a (B·H·W, C).
 //   maxpool2_backward da (B·H·W, C): dy of the window at the element that is its maximum (the
 //                    first in (0,0), (0,1), (1,0), (1,1) order on ties, as the forward's choice),
 //                    0 elsewhere.
 // One invocation per output element.
 
-struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, _p0: u32, _p1: u32, _p2: u32 }
+// H, W: the input map; S, P: the convolution's stride and leading padding (the pooling entries ignore them).
+struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, S: u32, P: u32, _p2: u32 }
 
 const WG: u32 = 64u;
 
@@ -44,20 +48,22 @@ fn at(b: u32, c: u32, y: u32, x: u32) -> u32 {
 fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
   let K = 9u * prm.C;
-  let n = prm.B * prm.H * prm.W * K;
+  let Ho = (prm.H - 1u) / prm.S + 1u;
+  let Wo = (prm.W - 1u) / prm.S + 1u;
+  let n = prm.B * Ho * Wo * K;
   if (t >= n) { return; }
   let col = t % K;
   var r = t / K;
-  let x = r % prm.W; r /= prm.W;
-  let y = r % prm.H;
-  let b = r / prm.H;
+  let x = r % Wo; r /= Wo;
+  let y = r % Ho;
+  let b = r / Ho;
   let c = col / 9u;
   let k = col % 9u;
-  // y + ky − 1 without going below 0: compare before subtracting.
-  let sy = y + k / 3u;
-  let sx = x + k % 3u;
+  // S·y + ky − P without going below 0: compare before subtracting.
+  let sy = prm.S * y + k / 3u;
+  let sx = prm.S * x + k % 3u;
   var v = 0.0;
-  if (sy >= 1u && sy <= prm.H && sx >= 1u && sx <= prm.W) { v = src[at(b, c, sy - 1u, sx - 1u)]; }
+  if (sy >= prm.P && sy - prm.P < prm.H && sx >= prm.P && sx - prm.P < prm.W) { v = src[at(b, c, sy - prm.P, sx - prm.P)]; }
   dst[t] = v;
 }
 
@@ -69,17 +75,19 @@ fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let e = elementOf(t);
   let b = e.x; let y = e.y; let x = e.z; let c = e.w;
   let K = 9u * prm.C;
+  let Ho = (prm.H - 1u) / prm.S + 1u;
+  let Wo = (prm.W - 1u) / prm.S + 1u;
   var s = 0.0;
   for (var ky = 0u; ky < 3u; ky++) {
-    // The output row oy = y − ky + 1 must lie in [0, H).
-    let oy1 = y + 1u;
-    if (oy1 < ky || oy1 - ky >= prm.H) { continue; }
-    let oy = oy1 - ky;
+    // The output row oy = (y − ky + P)/S must be whole and lie in [0, Ho).
+    let oy1 = y + prm.P;
+    if (oy1 < ky || (oy1 - ky) % prm.S != 0u || (oy1 - ky) / prm.S >= Ho) { continue; }
+    let oy = (oy1 - ky) / prm.S;
     for (var kx = 0u; kx < 3u; kx++) {
-      let ox1 = x + 1u;
-      if (ox1 < kx || ox1 - kx >= prm.W) { continue; }
-      let ox = ox1 - kx;
-      s += src[((b * prm.H + oy) * prm.W + ox) * K + c * 9u + ky * 3u + kx];
+      let ox1 = x + prm.P;
+      if (ox1 < kx || (ox1 - kx) % prm.S != 0u || (ox1 - kx) / prm.S >= Wo) { continue; }
+      let ox = (ox1 - kx) / prm.S;
+      s += src[((b * Ho + oy) * Wo + ox) * K + c * 9u + ky * 3u + kx];
     }
   }
   dst[t] = s;

@@ -8,13 +8,13 @@ import { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2B
 import { ConvStem } from '../sdk/nn/conv_stem.js';
 import { testRuntime } from './helpers/runtime.js';
 import { randn, relError } from './helpers/reference.js';
-import { convColsBackwardRef, convColsRef, dotLoss, finiteDiff, maxPool2Ref, stemBackwardRef, stemRef, type StemRefInput } from './helpers/nn_ref.js';
+import { convColsBackwardRef, convColsRef, convSideRef, dotLoss, finiteDiff, maxPool2Ref, stemBackwardRef, stemRef, type StemRefInput } from './helpers/nn_ref.js';
 import { expectCode } from './helpers/errors.js';
 
 const TOL = 1e-4;
 const f64 = (x: ArrayLike<number>) => Float64Array.from(x);
 
-function stemInput(seed: number, B: number, size: number, channels: number[]): StemRefInput {
+function stemInput(seed: number, B: number, size: number, channels: number[], downsample: 'pool' | 'stride' = 'pool'): StemRefInput {
   let cin = 3;
   const weights: Float64Array[] = [], biases: Float64Array[] = [];
   channels.forEach((c, s) => {
@@ -22,18 +22,45 @@ function stemInput(seed: number, B: number, size: number, channels: number[]): S
     biases.push(f64(randn(c, seed + 2 * s + 1, -0.2, 0.2)));
     cin = c;
   });
-  return { pixels: randn(B * 3 * size * size, seed + 99), B, size, channels, weights, biases };
+  return { pixels: randn(B * 3 * size * size, seed + 99), B, size, channels, weights, biases, downsample };
 }
 
 describe('convolutional stem float64 references', () => {
-  it('the columns backward is the adjoint of the columns: ⟨cols(x), g⟩ = ⟨x, colsᵀ(g)⟩', () => {
+  it.each([[1, 1], [2, 1], [2, 0]] as const)('the columns backward is the adjoint of the columns at stride %i, pad %i: ⟨cols(x), g⟩ = ⟨x, colsᵀ(g)⟩', (stride, pad) => {
     const [B, C, H, W] = [2, 3, 5, 7];
-    const x = f64(randn(B * H * W * C, 1)), g = f64(randn(B * H * W * 9 * C, 2));
-    expect(Math.abs(dotLoss(convColsRef(x, 'rows', B, C, H, W), g) - dotLoss(x, convColsBackwardRef(g, B, C, H, W)))).toBeLessThan(1e-10);
+    const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
+    const x = f64(randn(B * H * W * C, 1)), g = f64(randn(rows * 9 * C, 2));
+    expect(Math.abs(dotLoss(convColsRef(x, 'rows', B, C, H, W, stride, pad), g) - dotLoss(x, convColsBackwardRef(g, B, C, H, W, stride, pad)))).toBeLessThan(1e-10);
   });
 
-  it('stem gradients (every stage W and b) equal central differences of Σ dy⊙y', () => {
-    const inp = stemInput(3, 2, 8, [3, 5]);
+  it('at stride 2 a leading pad of 0 moves every window one pixel on from pad 1 (3 channels, 6×8)', () => {
+    const [B, C, H, W] = [1, 3, 6, 8];
+    const x = f64(randn(B * C * H * W, 10));
+    const p1 = convColsRef(x, 'nchw', B, C, H, W, 2, 1), p0 = convColsRef(x, 'nchw', B, C, H, W, 2, 0);
+    const Wo = W / 2, K = 9 * C;
+    // Column (ky, kx) at pad 0 is column (ky + 1, kx + 1) at pad 1 (ky, kx < 2); the last row and
+    // column of each pad-0 window at the bottom and right edges read the padding after the map.
+    for (let y = 0; y < H / 2; y++) for (let xx = 0; xx < Wo; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 2; ky++) for (let kx = 0; kx < 2; kx++) {
+      expect(p0[(y * Wo + xx) * K + c * 9 + ky * 3 + kx]).toBe(p1[(y * Wo + xx) * K + c * 9 + (ky + 1) * 3 + kx + 1]);
+    }
+    expect(p0[((H / 2 - 1) * Wo + 0) * K + 2 * 3 + 0]).toBe(0);
+    expect(p0[(0 * Wo + Wo - 1) * K + 0 * 3 + 2]).toBe(0);
+  });
+
+  it('a stride-2 column is the stride-1 column of every other pixel (3 channels, 7×6)', () => {
+    const [B, C, H, W] = [2, 3, 7, 6];
+    const x = f64(randn(B * C * H * W, 9));
+    const full = convColsRef(x, 'nchw', B, C, H, W), half = convColsRef(x, 'nchw', B, C, H, W, 2);
+    const Ho = convSideRef(H, 2), Wo = convSideRef(W, 2);
+    expect([Ho, Wo]).toEqual([4, 3]);
+    for (let b = 0; b < B; b++) for (let y = 0; y < Ho; y++) for (let xx = 0; xx < Wo; xx++) {
+      const r = ((b * Ho + y) * Wo + xx) * 9 * C, f = ((b * H + 2 * y) * W + 2 * xx) * 9 * C;
+      expect(Array.from(half.subarray(r, r + 9 * C))).toEqual(Array.from(full.subarray(f, f + 9 * C)));
+    }
+  });
+
+  it.each([['pool'], ['stride']] as const)('%s stem gradients (every stage W and b) equal central differences of Σ dy⊙y', (ds) => {
+    const inp = stemInput(3, 2, 8, [3, 5], ds);
     const dy = randn(2 * 2 * 2 * 5, 4);
     const g = stemBackwardRef(inp, dy);
     const L = () => dotLoss(stemRef(inp).y, dy);
@@ -45,28 +72,30 @@ describe('convolutional stem float64 references', () => {
 });
 
 describe('conv_stem kernels against the references', () => {
-  it.each([['nchw'], ['rows']] as const)('3×3 columns of a %s map (5 channels, 7×9)', async (layout) => {
+  it.each([['nchw', 1, 1], ['rows', 1, 1], ['nchw', 2, 1], ['rows', 2, 1], ['nchw', 2, 0], ['rows', 2, 0]] as const)('3×3 columns of a %s map at stride %i, pad %i (5 channels, 7×9)', async (layout, stride, pad) => {
     const rt = await testRuntime();
     const [B, C, H, W] = [2, 5, 7, 9];
     const x = randn(B * C * H * W, 5);
-    const xt = Tensor.from(rt, x, [x.length]), cols = Tensor.empty(rt, [B * H * W * 9 * C]);
+    const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
+    const xt = Tensor.from(rt, x, [x.length]), cols = Tensor.empty(rt, [rows * 9 * C]);
     const batch = rt.batch('cols');
-    await recordConvCols(rt, batch, { batch: B, channels: C, height: H, width: W }, layout, xt.buffer, cols.buffer);
+    await recordConvCols(rt, batch, { batch: B, channels: C, height: H, width: W }, layout, xt.buffer, cols.buffer, { stride, pad });
     await batch.submit();
-    expect(Array.from(await cols.read())).toEqual(Array.from(Float32Array.from(convColsRef(x, layout, B, C, H, W))));
+    expect(Array.from(await cols.read())).toEqual(Array.from(Float32Array.from(convColsRef(x, layout, B, C, H, W, stride, pad))));
     xt.release();
     cols.release();
   });
 
-  it('columns backward (3 channels, 5×6) sums every window back onto its input', async () => {
+  it.each([[1, 1, 5, 6], [2, 1, 5, 6], [2, 1, 7, 4], [2, 0, 5, 6], [2, 0, 7, 4]] as const)('columns backward at stride %i, pad %i (3 channels, %i×%i) sums every window back onto its input', async (stride, pad, H, W) => {
     const rt = await testRuntime();
-    const [B, C, H, W] = [3, 3, 5, 6];
-    const g = randn(B * H * W * 9 * C, 6);
+    const [B, C] = [3, 3];
+    const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
+    const g = randn(rows * 9 * C, 6);
     const gt = Tensor.from(rt, g, [g.length]), dx = Tensor.empty(rt, [B * H * W * C]);
     const batch = rt.batch('cols backward');
-    await recordConvColsBackward(rt, batch, { batch: B, channels: C, height: H, width: W }, gt.buffer, dx.buffer);
+    await recordConvColsBackward(rt, batch, { batch: B, channels: C, height: H, width: W }, gt.buffer, dx.buffer, { stride, pad });
     await batch.submit();
-    expect(relError(await dx.read(), convColsBackwardRef(g, B, C, H, W))).toBeLessThan(1e-6);
+    expect(relError(await dx.read(), convColsBackwardRef(g, B, C, H, W, stride, pad))).toBeLessThan(1e-6);
     gt.release();
     dx.release();
   });
@@ -106,15 +135,20 @@ describe('conv_stem kernels against the references', () => {
     expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 2, height: 4, width: 4 }, 'rows', t.buffer, t.buffer), 'SHAPE_MISMATCH');
     expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [4, 4, 4] }), 'BAD_CONFIG');
     expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [] }), 'BAD_CONFIG');
+    expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [4], downsample: 'avg' as 'pool' }), 'BAD_CONFIG');
+    expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 1, height: 4, width: 4 }, 'rows', t.buffer, t.buffer, { stride: 3 as 2, pad: 1 }), 'BAD_CONFIG');
+    expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 1, height: 4, width: 4 }, 'rows', t.buffer, t.buffer, { stride: 1, pad: 0 }), 'BAD_CONFIG');
+    // At stride 2 the columns of a 6×6 map are 3×3 rows of 9: 81 floats, more than the 64 given.
+    expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 1, height: 6, width: 6 }, 'rows', t.buffer, t.buffer, { stride: 2, pad: 1 }), 'SHAPE_MISMATCH');
     t.release();
   });
 });
 
 describe('ConvStem against the float64 stem', () => {
-  it('forward rows and every stage W, b gradient (two images of 12×12, stages of 5 and 6 channels)', async () => {
+  it.each([['pool'], ['stride']] as const)('%s: forward rows and every stage W, b gradient (two images of 12×12, stages of 5 and 6 channels)', async (ds) => {
     const rt = await testRuntime();
-    const inp = stemInput(11, 2, 12, [5, 6]);
-    const stem = new ConvStem(rt, { imageSize: 12, channels: [5, 6] });
+    const inp = stemInput(11, 2, 12, [5, 6], ds);
+    const stem = new ConvStem(rt, { imageSize: 12, channels: [5, 6], downsample: ds });
     stem.convs.forEach((c, s) => {
       c.weight.value.write(Float32Array.from(inp.weights[s]!));
       c.bias!.value.write(Float32Array.from(inp.biases[s]!));

@@ -248,33 +248,38 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     return out;
   }
 
-  test('Conv → GELU → MaxPool stages, then the ViT: features and hidden states; the weights load back', async () => {
-    const { v, c } = build(20);
+  test.each([['pool'], ['stride']] as const)('%s stem (Conv → GELU → MaxPool, or stride-2 Conv → GELU), then the ViT: features and hidden states; the weights load back', async (ds) => {
+    const cfg: VisionConfig = { ...SCFG, stemDownsample: ds };
+    const { v, c } = build(20, cfg);
     expect(v.patches).toBe(N);
     randomise([...v.params(), ...c.params()], 3000);
     const bytes = await exportVisionEncoder(v, c);
     const model = parseOnnx(bytes, 'hybrid');
     const ops = new Set(model.ops);
-    expect(ops.has('Conv') && ops.has('MaxPool') && ops.has('Erf')).toBe(true);
+    expect(ops.has('Conv') && ops.has('Erf')).toBe(true);
+    expect(model.ops.filter((op) => op === 'MaxPool').length).toBe(ds === 'pool' ? 2 : 0);
     const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
     const B = 2;
     const px = randn(B * 3 * SCFG.imageSize ** 2, 21, -1, 1);
     const eng = await engine(v, c, px, B);
     const out = await session.run({ pixel_values: f32(px, [B, 3, SCFG.imageSize, SCFG.imageSize]) });
     expect(out.image_features!.dims).toEqual([B, N, DCFG.dModel]);
-    figures.hybridImageFeatures = maxDiff(out.image_features!.data as Float32Array, eng.feats);
-    expect(figures.hybridImageFeatures).toBeLessThanOrEqual(TOL);
+    const key = ds === 'pool' ? 'hybrid' : 'stridedHybrid';
+    figures[`${key}ImageFeatures`] = maxDiff(out.image_features!.data as Float32Array, eng.feats);
+    expect(figures[`${key}ImageFeatures`]).toBeLessThanOrEqual(TOL);
     eng.hidden.forEach((h, i) => {
       const d = maxDiff(out[`hidden_states.${i}`]!.data as Float32Array, h);
-      figures[`hybridHiddenStates${i}`] = d;
+      figures[`${key}HiddenStates${i}`] = d;
       expect(d, `hidden_states.${i}`).toBeLessThanOrEqual(TOL);
     });
-    const back = build(30);
+    const back = build(30, cfg);
     loadVisionWeights(back.v, back.c, model);
     const again = await engine(back.v, back.c, px, B);
     expect(Buffer.from(again.feats.buffer).equals(Buffer.from(eng.feats.buffer))).toBe(true);
     // A config whose stem differs from the file's: BAD_CONFIG, naming the mismatch.
-    expect(() => loadVisionWeights(build(40, { ...SCFG, stem: [5, 6] }).v, back.c, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    expect(() => loadVisionWeights(build(40, { ...cfg, stem: [5, 6] }).v, back.c, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    // The same weights under the other downsampling: BAD_CONFIG, naming the MaxPool count.
+    expect(() => loadVisionWeights(build(41, { ...cfg, stemDownsample: ds === 'pool' ? 'stride' : 'pool' }).v, back.c, model)).toThrow(/MaxPool/);
     expect(() => loadVisionWeights(vit, conn, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
   });
 });

@@ -55,6 +55,7 @@ describe.each([
   ['one row per patch', CFG, 1],
   ['2×2 patches merged per row', { ...CFG, imageSize: 16 }, 2],
   ['a convolutional stem (hybrid ViT: 12×12 → 3×3 tokens)', { ...CFG, imageSize: 12, patch: 4, stem: [5, 6] }, 1],
+  ['a strided convolutional stem (12×12 → 3×3 tokens)', { ...CFG, imageSize: 12, patch: 4, stem: [5, 6], stemDownsample: 'stride' }, 1],
 ] as const)('vision encoder and connector (%s)', (_, cfg, merge) => {
   test('every parameter gradient matches finite differences', async () => {
     const s = await setup(3, cfg, merge);

@@ -1,5 +1,6 @@
-// Typed wrappers of shaders/conv_stem.wgsl: the 3×3 convolution's columns (and their gradient
-// back to the input rows) and 2×2 max pooling, forward and backward, for the hybrid ViT's stem.
+// Typed wrappers of shaders/conv_stem.wgsl: the 3×3 convolution's columns at stride 1 or 2 (and
+// their gradient back to the input rows) and 2×2 max pooling, forward and backward, for the hybrid
+// ViT's stem.
 import shader from '../../shaders/conv_stem.wgsl';
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
@@ -26,27 +27,56 @@ function check(d: MapDims): number {
   return d.batch * d.channels * d.height * d.width;
 }
 
-async function launch(rt: Runtime, batch: Batch, entry: string, d: MapDims, layout: MapLayout, threads: number, buffers: GPUBuffer[]): Promise<void> {
+/** Side of a 3×3, pad-1 convolution's output at `stride` over a side of n: ⌊(n − 1)/stride⌋ + 1. */
+export function convOutSide(n: number, stride: number): number {
+  return Math.floor((n - 1) / stride) + 1;
+}
+
+/** A 3×3 convolution's stride (1 or 2) and leading padding (1, or 0 at stride 2: zeros after the map only). */
+export interface ConvStep {
+  stride: 1 | 2;
+  pad: 0 | 1;
+}
+
+const SAME: ConvStep = { stride: 1, pad: 1 };
+
+function checkStep(c: ConvStep): ConvStep {
+  if (c.stride !== 1 && c.stride !== 2) throw new EdgeTuneError('BAD_CONFIG', `the stem's 3×3 convolutions take stride 1 or 2, got ${c.stride}`);
+  if (c.pad !== 1 && !(c.pad === 0 && c.stride === 2)) throw new EdgeTuneError('BAD_CONFIG', `the stem's 3×3 convolutions pad 1 before the map (or 0 at stride 2), got pad ${c.pad} at stride ${c.stride}`);
+  return c;
+}
+
+async function launch(rt: Runtime, batch: Batch, entry: string, d: MapDims, layout: MapLayout, threads: number, buffers: GPUBuffer[], step = SAME): Promise<void> {
   if (threads === 0) return;
   const pipe = await rt.pipelines.get(shader, entry);
-  const params = new Params().u32(d.batch).u32(d.channels).u32(d.height).u32(d.width).u32(layout === 'nchw' ? 0 : 1).u32(0).u32(0).u32(0);
+  const params = new Params().u32(d.batch).u32(d.channels).u32(d.height).u32(d.width).u32(layout === 'nchw' ? 0 : 1).u32(step.stride).u32(step.pad).u32(0);
   batch.dispatch(pipe, params, buffers, grid2d(rt, Math.ceil(threads / WG)));
 }
 
-/** cols (B·H·W, 9·C) of a 3×3, pad-1 convolution over x (layout: NCHW pixels or rows). */
-export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: MapLayout, x: GPUBuffer, cols: GPUBuffer): Promise<void> {
-  const n = check(d);
-  expectFloats('conv input', x, n);
-  expectFloats('conv columns', cols, 9 * n);
-  return launch(rt, batch, 'cols3x3', d, layout, 9 * n, [x, cols]);
+/** Output rows B·Ho·Wo of a 3×3 convolution at `stride` over the map d. */
+function outRows(d: MapDims, stride: number): number {
+  return d.batch * convOutSide(d.height, stride) * convOutSide(d.width, stride);
 }
 
-/** dx (B·H·W, C) = the columns' gradient summed back onto the input rows (rows layout only). */
-export function recordConvColsBackward(rt: Runtime, batch: Batch, d: MapDims, dcols: GPUBuffer, dx: GPUBuffer): Promise<void> {
+/**
+ * cols (B·Ho·Wo, 9·C) of a 3×3 convolution at `step` (stride 1 or 2, leading pad 1 or 0; default
+ * stride 1, pad 1) over x (layout: NCHW pixels or rows); d is the input map (B, C, H, W).
+ */
+export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: MapLayout, x: GPUBuffer, cols: GPUBuffer, step = SAME): Promise<void> {
   const n = check(d);
-  expectFloats('conv column gradient', dcols, 9 * n);
+  checkStep(step);
+  expectFloats('conv input', x, n);
+  expectFloats('conv columns', cols, 9 * d.channels * outRows(d, step.stride));
+  return launch(rt, batch, 'cols3x3', d, layout, 9 * d.channels * outRows(d, step.stride), [x, cols], step);
+}
+
+/** dx (B·H·W, C) = the columns' gradient (B·Ho·Wo, 9·C) summed back onto the input rows (rows layout only). */
+export function recordConvColsBackward(rt: Runtime, batch: Batch, d: MapDims, dcols: GPUBuffer, dx: GPUBuffer, step = SAME): Promise<void> {
+  const n = check(d);
+  checkStep(step);
+  expectFloats('conv column gradient', dcols, 9 * d.channels * outRows(d, step.stride));
   expectFloats('conv input gradient', dx, n);
-  return launch(rt, batch, 'cols3x3_backward', d, 'rows', n, [dcols, dx]);
+  return launch(rt, batch, 'cols3x3_backward', d, 'rows', n, [dcols, dx], step);
 }
 
 function pooled(d: MapDims): number {

@@ -208,11 +208,13 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
   const Cn = addWeights(g, await hostWeights(connector.params()), CONNECTOR_PREFIX);
 
   const pixels = g.input('pixel_values', FLOAT, ['batch', stem ? stem.inChannels : C, cfg.imageSize, cfg.imageSize]);
-  // The stem: per stage Conv 3×3 (pad 1) → GELU → MaxPool 2×2.
+  // The stem: per stage Conv 3×3 (pad 1) → GELU → MaxPool 2×2, or Conv 3×3 at stride 2 → GELU
+  // with the stage's leading pad (ConvStem.step: 1, or 0 with 1 after; ONNX pads are [top, left, bottom, right]).
   let map = pixels;
   stem?.channels.forEach((_, s) => {
-    const z = g.op('Conv', [map, V(`embeddings.stem.${s}.weight`), V(`embeddings.stem.${s}.bias`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
-    map = g.op('MaxPool', [gelu(g, z)], { kernel_shape: [2, 2], strides: [2, 2] });
+    const { stride, pad } = stem.step(s);
+    const z = g.op('Conv', [map, V(`embeddings.stem.${s}.weight`), V(`embeddings.stem.${s}.bias`)], { kernel_shape: [3, 3], pads: [pad, pad, 1, 1], ...(stride === 2 ? { strides: [2, 2] } : {}) });
+    map = stride === 2 ? gelu(g, z) : g.op('MaxPool', [gelu(g, z)], { kernel_shape: [2, 2], strides: [2, 2] });
   });
   const patches = g.op('Conv', [map, V('embeddings.patch_embedding.weight'), V('embeddings.patch_embedding.bias')], { kernel_shape: [p, p], strides: [p, p] });
   const tokens = g.op('Transpose', [g.op('Reshape', [patches, g.ints([0, dv, -1])])], { perm: [0, 2, 1] });

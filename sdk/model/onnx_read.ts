@@ -204,6 +204,12 @@ function checkRopeTables(decoder: LlamaDecoder, model: OnnxModel, what: string):
  */
 export function loadVisionWeights(vit: VisionEncoder, connector: Connector, file: Uint8Array | OnnxModel, what = 'vision_encoder.onnx'): void {
   const model = file instanceof Uint8Array ? parseOnnx(file, what) : file;
+  // The stem's downsampling leaves no trace in the initializers: count the graph's MaxPool nodes.
+  if (vit.stem) {
+    const pools = model.ops.filter((op) => op === 'MaxPool').length;
+    const want = vit.stem.downsample === 'pool' ? vit.stem.channels.length : 0;
+    if (pools !== want) throw new EdgeTuneError('BAD_CONFIG', `${what}: the graph has ${pools} MaxPool nodes but a ${vit.stem.channels.length}-stage stem with vision.stemDownsample '${vit.stem.downsample}' has ${want}: the config.json does not match the ONNX file`);
+  }
   const writes: [Param, Float32Array][] = [];
   const expected = new Set<string>();
   const take = (params: Param[], prefix: string) => {

@@ -1,17 +1,22 @@
-// Convolutional stem of the hybrid ViT (ViT paper §3.1 "hybrid"; early convolutions): k stages of
-// 3×3 conv (pad 1) → GELU → 2×2 max pool, so an H×W image becomes an (H/2ᵏ)×(W/2ᵏ) map whose cells
-// are the encoder's tokens. Shapes, per stage s (C₀ = 3, Hₛ = H/2ˢ):
-//   forward   cols = cols3x3(x)              (B·Hₛ·Wₛ, 9·Cₛ)      x: pixels (B, 3, H, W) or rows
+// Convolutional stem of the hybrid ViT (ViT paper §3.1 "hybrid"; early convolutions): k stages that
+// each halve the map, so an H×W image becomes an (H/2ᵏ)×(W/2ᵏ) map whose cells are the encoder's
+// tokens. A stage is 3×3 conv (pad 1) → GELU → 2×2 max pool ('pool', the default), or 3×3 conv at
+// stride 2 → GELU ('stride': a quarter of the work; leading pad per stage in step(s)).
+// Shapes, per stage s (C₀ = 3, Hₛ = H/2ˢ):
+//   'pool'    cols = cols3x3(x)              (B·Hₛ·Wₛ, 9·Cₛ)      x: pixels (B, 3, H, W) or rows
 //             z = cols · Wₛ + bₛ             (B·Hₛ·Wₛ, Cₛ₊₁)      Wₛ (9·Cₛ, Cₛ₊₁), the ONNX Conv
 //             a = gelu(z);  y = maxpool2(a)  (B·Hₛ₊₁·Wₛ₊₁, Cₛ₊₁)  weight (Cₛ₊₁, Cₛ, 3, 3) transposed
-//   backward  da = maxpool2ᵀ(dy);  dz = gelu'(z) ⊙ da;  dWₛ += colsᵀ dz, dbₛ += Σ dz;
+//     backward da = maxpool2ᵀ(dy);  dz = gelu'(z) ⊙ da;  dWₛ += colsᵀ dz, dbₛ += Σ dz;
 //             dx = cols3x3ᵀ(dz Wₛᵀ) for every stage but the first (the pixels need no gradient).
+//   'stride'  cols = cols3x3(x, step(s))     (B·Hₛ₊₁·Wₛ₊₁, 9·Cₛ)
+//             z = cols · Wₛ + bₛ;  y = gelu(z)  (B·Hₛ₊₁·Wₛ₊₁, Cₛ₊₁)
+//     backward dz = gelu'(z) ⊙ dy;  dWₛ += colsᵀ dz, dbₛ += Σ dz;  dx = cols3x3ᵀ(dz Wₛᵀ, step(s)).
 // The output rows (B·g·g, C_k), row (b·g + i)·g + j, are the tokens in raster order.
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward } from '../kernels/conv_stem.js';
+import { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type ConvStep } from '../kernels/conv_stem.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
 import { Activations, type Layer, type Param } from './module.js';
 import { Dense } from './dense.js';
@@ -23,15 +28,20 @@ export interface ConvStemOptions {
   channels: readonly number[];
   /** Input channels (default 3). */
   inChannels?: number;
+  /** How each stage halves the map: 'pool' (2×2 max pooling, the default) or 'stride' (a stride-2 convolution). */
+  downsample?: StemDownsample;
   trainable?: boolean;
   seed?: number;
 }
+
+export type StemDownsample = 'pool' | 'stride';
 
 export class ConvStem implements Layer {
   readonly rt: Runtime;
   readonly imageSize: number;
   readonly inChannels: number;
   readonly channels: readonly number[];
+  readonly downsample: StemDownsample;
   /** One Dense (9·Cₛ → Cₛ₊₁, bias) per stage: the convolution on its columns. */
   readonly convs: Dense[];
   /** Side of the output map (imageSize / 2^stages). */
@@ -48,6 +58,9 @@ export class ConvStem implements Layer {
     this.inChannels = expectDim('inChannels', o.inChannels ?? 3);
     o.channels.forEach((c, i) => expectDim(`stem channels[${i}]`, c));
     this.channels = [...o.channels];
+    const ds = o.downsample ?? 'pool';
+    if (ds !== 'pool' && ds !== 'stride') throw new EdgeTuneError('BAD_CONFIG', `a convolutional stem halves its map by 'pool' or 'stride', got ${JSON.stringify(ds)}`);
+    this.downsample = ds;
     const k = this.channels.length;
     if (this.imageSize % 2 ** k !== 0) throw new EdgeTuneError('BAD_CONFIG', `a ${k}-stage stem halves the image ${k} times: the image size ${this.imageSize} must be a multiple of ${2 ** k}`);
     this.grid = this.imageSize / 2 ** k;
@@ -83,6 +96,27 @@ export class ConvStem implements Layer {
     return { batch: this.images, channels: this.stageInChannels(s), height: side, width: side };
   }
 
+  /** The convolutions' stride: 1 before a pooling, 2 in place of one. */
+  private get stride(): number {
+    return this.downsample === 'stride' ? 2 : 1;
+  }
+
+  /**
+   * Stage s's convolution: stride 1, pad 1 before a pooling; at stride 2 the leading pad alternates,
+   * 1 on even stages, 0 on odd ones. A stride-2 window with pad 1 is centred half an input pixel
+   * before its 2×2 block, with pad 0 half a pixel after; alternating, the tokens' windows end up
+   * (−0.5 + 1 − 2 + 4) = 2.5 pixels from their cell's centre after 4 stages instead of 7.5.
+   */
+  step(s: number): ConvStep {
+    return this.downsample === 'stride' ? { stride: 2, pad: s % 2 === 0 ? 1 : 0 } : { stride: 1, pad: 1 };
+  }
+
+  /** Rows of stage s's convolution output: B·Hₛ·Wₛ before its pooling, B·Hₛ₊₁·Wₛ₊₁ at stride 2. */
+  private convRows(s: number): number {
+    const d = this.dims(s);
+    return (d.batch * d.height * d.width) / this.stride ** 2;
+  }
+
   /** pixels (B, C, H, W) → rows (B·g·g, C_k), layer-owned. */
   async forward(batch: Batch, pixels: Tensor): Promise<Tensor> {
     const per = this.inChannels * this.imageSize ** 2;
@@ -90,16 +124,21 @@ export class ConvStem implements Layer {
     this.images = pixels.size / per;
     let x = pixels;
     this.zs = [];
+    const stride = this.stride;
     for (let s = 0; s < this.convs.length; s++) {
       const d = this.dims(s);
-      const rows = d.batch * d.height * d.width;
+      const rows = this.convRows(s);
       const cols = this.acts.get(`cols${s}`, [rows, 9 * d.channels]);
-      await recordConvCols(this.rt, batch, d, s === 0 ? 'nchw' : 'rows', x.buffer, cols.buffer);
+      await recordConvCols(this.rt, batch, d, s === 0 ? 'nchw' : 'rows', x.buffer, cols.buffer, this.step(s));
       const z = await this.convs[s]!.forward(batch, cols, rows);
       this.zs.push(z);
       const cout = this.channels[s]!;
       const a = this.acts.get(`a${s}`, [rows, cout]);
       await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: rows * cout });
+      if (stride === 2) {
+        x = a;
+        continue;
+      }
       const y = this.acts.get(`y${s}`, [rows / 4, cout]);
       await recordMaxPool2(this.rt, batch, { ...d, channels: cout }, a.buffer, y.buffer);
       x = y;
@@ -111,13 +150,17 @@ export class ConvStem implements Layer {
   async backward(batch: Batch, dy: Tensor): Promise<void> {
     if (this.images < 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'ConvStem.backward needs a forward first');
     let g = dy;
+    const stride = this.stride;
     for (let s = this.convs.length - 1; s >= 0; s--) {
       const d = this.dims(s);
-      const rows = d.batch * d.height * d.width;
+      const rows = this.convRows(s);
       const cout = this.channels[s]!;
-      const a = this.acts.get(`a${s}`, [rows, cout]);
-      const da = this.acts.get(`da${s}`, [rows, cout]);
-      await recordMaxPool2Backward(this.rt, batch, { ...d, channels: cout }, a.buffer, g.buffer, da.buffer);
+      let da = g;
+      if (stride === 1) {
+        const a = this.acts.get(`a${s}`, [rows, cout]);
+        da = this.acts.get(`da${s}`, [rows, cout]);
+        await recordMaxPool2Backward(this.rt, batch, { ...d, channels: cout }, a.buffer, g.buffer, da.buffer);
+      }
       const conv = this.convs[s]!;
       const dz = this.acts.get(`dz${s}`, [rows, cout]);
       await recordGeluBackward(this.rt, batch, { z: this.zs[s]!.buffer, dy: da.buffer, dz: dz.buffer, n: rows * cout });
@@ -126,8 +169,8 @@ export class ConvStem implements Layer {
         break;
       }
       const dcols = await conv.backward(batch, dz);
-      const dx = this.acts.get(`dx${s}`, [rows, d.channels]);
-      await recordConvColsBackward(this.rt, batch, d, dcols.buffer, dx.buffer);
+      const dx = this.acts.get(`dx${s}`, [d.batch * d.height * d.width, d.channels]);
+      await recordConvColsBackward(this.rt, batch, d, dcols.buffer, dx.buffer, this.step(s));
       g = dx;
     }
   }

@@ -19,7 +19,7 @@ import { joinName } from './init.js';
 import { GeluMlp } from './mlp.js';
 import { Activations, type Layer, type Param } from './module.js';
 import { LayerNorm } from './norm.js';
-import { ConvStem } from './conv_stem.js';
+import { ConvStem, type StemDownsample } from './conv_stem.js';
 import { PatchEmbed } from './patch_embed.js';
 
 export interface VisionConfig {
@@ -38,6 +38,11 @@ export interface VisionConfig {
    * Absent: plain patches.
    */
   stem?: number[];
+  /**
+   * How each stem stage halves its map: 'pool' (3×3 conv → GELU → 2×2 max pool; the default) or
+   * 'stride' (stride-2 3×3 conv → GELU). Only with `stem`.
+   */
+  stemDownsample?: StemDownsample;
 }
 
 /**
@@ -150,7 +155,7 @@ export class VisionEncoder implements Layer {
     if (cfg.stem !== undefined) {
       if (!Array.isArray(cfg.stem) || cfg.stem.length === 0) throw new EdgeTuneError('BAD_CONFIG', `vision.stem must list the channels of at least one stage, got ${JSON.stringify(cfg.stem)}`);
       if (cfg.patch !== 2 ** cfg.stem.length) throw new EdgeTuneError('BAD_CONFIG', `a ${cfg.stem.length}-stage stem makes tokens of ${2 ** cfg.stem.length}×${2 ** cfg.stem.length} pixels: vision.patch must be ${2 ** cfg.stem.length}, got ${cfg.patch}`);
-      this.stem = new ConvStem(rt, { imageSize: cfg.imageSize, channels: cfg.stem, seed: seed * 31 + 2 });
+      this.stem = new ConvStem(rt, { imageSize: cfg.imageSize, channels: cfg.stem, downsample: cfg.stemDownsample, seed: seed * 31 + 2 });
       const g = this.stem.grid;
       this.embed = new PatchEmbed(rt, { height: g, width: g, patch: 1, channels: this.stem.outChannels, rows: true, d: cfg.d, initStd: STEM_EMBED_STD, positionStd: 0.02, seed: seed * 31 + 1 });
     } else {

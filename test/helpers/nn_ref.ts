@@ -255,25 +255,30 @@ function mapAt(layout: 'nchw' | 'rows', B: number, C: number, H: number, W: numb
   return (b: number, c: number, y: number, x: number) => (layout === 'nchw' ? ((b * C + c) * H + y) * W + x : ((b * H + y) * W + x) * C + c);
 }
 
-/** cols (B·H·W, 9·C) of a 3×3 pad-1 convolution, column c·9 + ky·3 + kx. */
-export function convColsRef(x: Arr, layout: 'nchw' | 'rows', B: number, C: number, H: number, W: number): Float64Array {
+/** Output side of a 3×3 pad-1 convolution at `stride` over a side of n. */
+export const convSideRef = (n: number, stride: number) => Math.floor((n + 2 - 3) / stride) + 1;
+
+/** cols (B·Ho·Wo, 9·C) of a 3×3 convolution at `stride` with `pad` zeros before the map over (B, C, H, W), column c·9 + ky·3 + kx. */
+export function convColsRef(x: Arr, layout: 'nchw' | 'rows', B: number, C: number, H: number, W: number, stride = 1, pad = 1): Float64Array {
   const at = mapAt(layout, B, C, H, W);
-  const out = new Float64Array(B * H * W * 9 * C);
-  for (let b = 0; b < B; b++) for (let y = 0; y < H; y++) for (let xx = 0; xx < W; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
-    const sy = y + ky - 1, sx = xx + kx - 1;
+  const Ho = convSideRef(H, stride), Wo = convSideRef(W, stride);
+  const out = new Float64Array(B * Ho * Wo * 9 * C);
+  for (let b = 0; b < B; b++) for (let y = 0; y < Ho; y++) for (let xx = 0; xx < Wo; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+    const sy = stride * y + ky - pad, sx = stride * xx + kx - pad;
     if (sy < 0 || sy >= H || sx < 0 || sx >= W) continue;
-    out[((b * H + y) * W + xx) * 9 * C + c * 9 + ky * 3 + kx] = x[at(b, c, sy, sx)]!;
+    out[((b * Ho + y) * Wo + xx) * 9 * C + c * 9 + ky * 3 + kx] = x[at(b, c, sy, sx)]!;
   }
   return out;
 }
 
-/** The adjoint of convColsRef in the rows layout: dx (B·H·W, C). */
-export function convColsBackwardRef(dcols: Arr, B: number, C: number, H: number, W: number): Float64Array {
+/** The adjoint of convColsRef in the rows layout: dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C). */
+export function convColsBackwardRef(dcols: Arr, B: number, C: number, H: number, W: number, stride = 1, pad = 1): Float64Array {
+  const Ho = convSideRef(H, stride), Wo = convSideRef(W, stride);
   const dx = new Float64Array(B * H * W * C);
-  for (let b = 0; b < B; b++) for (let y = 0; y < H; y++) for (let xx = 0; xx < W; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
-    const sy = y + ky - 1, sx = xx + kx - 1;
+  for (let b = 0; b < B; b++) for (let y = 0; y < Ho; y++) for (let xx = 0; xx < Wo; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+    const sy = stride * y + ky - pad, sx = stride * xx + kx - pad;
     if (sy < 0 || sy >= H || sx < 0 || sx >= W) continue;
-    dx[((b * H + sy) * W + sx) * C + c] += dcols[((b * H + y) * W + xx) * 9 * C + c * 9 + ky * 3 + kx]!;
+    dx[((b * H + sy) * W + sx) * C + c] += dcols[((b * Ho + y) * Wo + xx) * 9 * C + c * 9 + ky * 3 + kx]!;
   }
   return dx;
 }
@@ -303,20 +308,28 @@ export interface StemRefInput {
   /** Per stage: W (9·Cin, Cout) and b (Cout). */
   weights: Float64Array[];
   biases: Float64Array[];
+  /** 'pool' (conv → GELU → 2×2 max pool; default) or 'stride' (stride-2 conv → GELU, leading pad 1 on even stages, 0 on odd). */
+  downsample?: 'pool' | 'stride';
 }
 
 /** The stem's forward in float64: rows (B·g·g, C_k), and what the backward needs. */
 export function stemRef(i: StemRefInput) {
   let x: Float64Array = f64(i.pixels);
   let cin = 3, side = i.size;
-  const saved: { cols: Float64Array; z: Float64Array; arg: Int32Array; cin: number; side: number }[] = [];
+  const stride = i.downsample === 'stride' ? 2 : 1;
+  const saved: { cols: Float64Array; z: Float64Array; arg: Int32Array | null; cin: number; side: number }[] = [];
   i.channels.forEach((cout, s) => {
-    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side);
-    const rows = i.B * side * side;
+    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side, stride, stride === 2 ? 1 - (s % 2) : 1);
+    const rows = i.B * convSideRef(side, stride) ** 2;
     const z = matmulRef(cols, i.weights[s]!, rows, 9 * cin, cout, { bias: i.biases[s] });
-    const { y, arg } = maxPool2Ref(geluRef(z), i.B, cout, side, side);
-    saved.push({ cols, z, arg, cin, side });
-    x = y;
+    if (stride === 2) {
+      saved.push({ cols, z, arg: null, cin, side });
+      x = geluRef(z);
+    } else {
+      const { y, arg } = maxPool2Ref(geluRef(z), i.B, cout, side, side);
+      saved.push({ cols, z, arg, cin, side });
+      x = y;
+    }
     cin = cout;
     side /= 2;
   });
@@ -330,14 +343,18 @@ export function stemBackwardRef(i: StemRefInput, dy: Arr): { dW: Float64Array[];
   let g: Float64Array = f64(dy);
   for (let s = i.channels.length - 1; s >= 0; s--) {
     const { cols, z, arg, cin, side } = saved[s]!;
-    const cout = i.channels[s]!, rows = i.B * side * side;
-    const da = new Float64Array(rows * cout);
-    arg.forEach((k, o) => (da[k] += g[o]!));
+    const stride = arg ? 1 : 2;
+    const cout = i.channels[s]!, rows = i.B * convSideRef(side, stride) ** 2;
+    let da = g;
+    if (arg) {
+      da = new Float64Array(rows * cout);
+      arg.forEach((k, o) => (da[k] += g[o]!));
+    }
     const dz = geluBackwardRef(z, da);
     dW[s] = matmulRef(cols, dz, 9 * cin, rows, cout, { transA: true });
     db[s] = new Float64Array(cout);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cout; c++) db[s]![c] += dz[r * cout + c]!;
-    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * cin, { transB: true }), i.B, cin, side, side);
+    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * cin, { transB: true }), i.B, cin, side, side, stride, stride === 2 ? 1 - (s % 2) : 1);
   }
   return { dW, db };
 }
