@@ -27,8 +27,8 @@ function check(d: MapDims): number {
   return d.batch * d.channels * d.height * d.width;
 }
 
-/** Side of a 3×3, pad-1 convolution's output at `stride` over a side of n: ⌊(n − 1)/stride⌋ + 1. */
-export function convOutSide(n: number, stride: number): number {
+/** Side of a 3×3 convolution's output at `stride` over a side of n: ⌊(n − 1)/stride⌋ + 1, whatever the leading pad (the kernel pads after the map as the last window needs). */
+function convOutSide(n: number, stride: number): number {
   return Math.floor((n - 1) / stride) + 1;
 }
 
@@ -65,9 +65,10 @@ function outRows(d: MapDims, stride: number): number {
 export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: MapLayout, x: GPUBuffer, cols: GPUBuffer, step = SAME): Promise<void> {
   const n = check(d);
   checkStep(step);
+  const m = 9 * d.channels * outRows(d, step.stride);
   expectFloats('conv input', x, n);
-  expectFloats('conv columns', cols, 9 * d.channels * outRows(d, step.stride));
-  return launch(rt, batch, 'cols3x3', d, layout, 9 * d.channels * outRows(d, step.stride), [x, cols], step);
+  expectFloats('conv columns', cols, m);
+  return launch(rt, batch, 'cols3x3', d, layout, m, [x, cols], step);
 }
 
 /** dx (B·H·W, C) = the columns' gradient (B·Ho·Wo, 9·C) summed back onto the input rows (rows layout only). */

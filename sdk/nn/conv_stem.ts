@@ -96,11 +96,6 @@ export class ConvStem implements Layer {
     return { batch: this.images, channels: this.stageInChannels(s), height: side, width: side };
   }
 
-  /** The convolutions' stride: 1 before a pooling, 2 in place of one. */
-  private get stride(): number {
-    return this.downsample === 'stride' ? 2 : 1;
-  }
-
   /**
    * Stage s's convolution: stride 1, pad 1 before a pooling; at stride 2 the leading pad alternates,
    * 1 on even stages, 0 on odd ones. A stride-2 window with pad 1 is centred half an input pixel
@@ -114,7 +109,7 @@ export class ConvStem implements Layer {
   /** Rows of stage s's convolution output: B·Hₛ·Wₛ before its pooling, B·Hₛ₊₁·Wₛ₊₁ at stride 2. */
   private convRows(s: number): number {
     const d = this.dims(s);
-    return (d.batch * d.height * d.width) / this.stride ** 2;
+    return (d.batch * d.height * d.width) / this.step(s).stride ** 2;
   }
 
   /** pixels (B, C, H, W) → rows (B·g·g, C_k), layer-owned. */
@@ -124,7 +119,6 @@ export class ConvStem implements Layer {
     this.images = pixels.size / per;
     let x = pixels;
     this.zs = [];
-    const stride = this.stride;
     for (let s = 0; s < this.convs.length; s++) {
       const d = this.dims(s);
       const rows = this.convRows(s);
@@ -135,7 +129,7 @@ export class ConvStem implements Layer {
       const cout = this.channels[s]!;
       const a = this.acts.get(`a${s}`, [rows, cout]);
       await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: rows * cout });
-      if (stride === 2) {
+      if (this.downsample === 'stride') {
         x = a;
         continue;
       }
@@ -150,13 +144,12 @@ export class ConvStem implements Layer {
   async backward(batch: Batch, dy: Tensor): Promise<void> {
     if (this.images < 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'ConvStem.backward needs a forward first');
     let g = dy;
-    const stride = this.stride;
     for (let s = this.convs.length - 1; s >= 0; s--) {
       const d = this.dims(s);
       const rows = this.convRows(s);
       const cout = this.channels[s]!;
       let da = g;
-      if (stride === 1) {
+      if (this.downsample === 'pool') {
         const a = this.acts.get(`a${s}`, [rows, cout]);
         da = this.acts.get(`da${s}`, [rows, cout]);
         await recordMaxPool2Backward(this.rt, batch, { ...d, channels: cout }, a.buffer, g.buffer, da.buffer);

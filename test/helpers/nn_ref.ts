@@ -317,17 +317,18 @@ export function stemRef(i: StemRefInput) {
   let x: Float64Array = f64(i.pixels);
   let cin = 3, side = i.size;
   const stride = i.downsample === 'stride' ? 2 : 1;
-  const saved: { cols: Float64Array; z: Float64Array; arg: Int32Array | null; cin: number; side: number }[] = [];
+  const saved: { cols: Float64Array; z: Float64Array; arg: Int32Array | null; cin: number; side: number; pad: number }[] = [];
   i.channels.forEach((cout, s) => {
-    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side, stride, stride === 2 ? 1 - (s % 2) : 1);
+    const pad = stride === 2 ? 1 - (s % 2) : 1;
+    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side, stride, pad);
     const rows = i.B * convSideRef(side, stride) ** 2;
     const z = matmulRef(cols, i.weights[s]!, rows, 9 * cin, cout, { bias: i.biases[s] });
     if (stride === 2) {
-      saved.push({ cols, z, arg: null, cin, side });
+      saved.push({ cols, z, arg: null, cin, side, pad });
       x = geluRef(z);
     } else {
       const { y, arg } = maxPool2Ref(geluRef(z), i.B, cout, side, side);
-      saved.push({ cols, z, arg, cin, side });
+      saved.push({ cols, z, arg, cin, side, pad });
       x = y;
     }
     cin = cout;
@@ -342,7 +343,7 @@ export function stemBackwardRef(i: StemRefInput, dy: Arr): { dW: Float64Array[];
   const dW: Float64Array[] = [], db: Float64Array[] = [];
   let g: Float64Array = f64(dy);
   for (let s = i.channels.length - 1; s >= 0; s--) {
-    const { cols, z, arg, cin, side } = saved[s]!;
+    const { cols, z, arg, cin, side, pad } = saved[s]!;
     const stride = arg ? 1 : 2;
     const cout = i.channels[s]!, rows = i.B * convSideRef(side, stride) ** 2;
     let da = g;
@@ -354,7 +355,7 @@ export function stemBackwardRef(i: StemRefInput, dy: Arr): { dW: Float64Array[];
     dW[s] = matmulRef(cols, dz, 9 * cin, rows, cout, { transA: true });
     db[s] = new Float64Array(cout);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cout; c++) db[s]![c] += dz[r * cout + c]!;
-    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * cin, { transB: true }), i.B, cin, side, side, stride, stride === 2 ? 1 - (s % 2) : 1);
+    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * cin, { transB: true }), i.B, cin, side, side, stride, pad);
   }
   return { dW, db };
 }
