@@ -3,10 +3,13 @@
 // and 2×2 max pooling (stride 2). Activations are rows of channels (NHWC): x (B·H·W, C), row
 // (b·H + y)·W + x. The first stage reads the pixels (B, C, H, W) instead (NCHW: layout 0).
 // The convolution's output map is Ho × Wo, Ho = ⌊(H − 1)/S⌋ + 1 (H/S for even H and S = 2).
-//   cols3x3          cols (B·Ho·Wo, 9·C), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
-//                    weight (Cout, C, 3, 3) reshaped to (Cout, 9·C) and transposed):
+// With E = 2 the input has two more channels, coordinates (CoordConv): channel C is the pixel's
+// column and C + 1 its row, each mapped to (2·i + 1)/n − 1 in (−1, 1); C' = C + E.
+//   cols3x3          cols (B·Ho·Wo, 9·C'), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
+//                    weight (Cout, C', 3, 3) reshaped to (Cout, 9·C') and transposed):
 //                    cols[(b·Ho + y)·Wo + x, c·9 + ky·3 + kx] = x[b, c, S·y + ky − P, S·x + kx − P], 0 outside.
-//   cols3x3_backward dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C), NHWC only (the pixels need none):
+//   cols3x3_backward dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C'), NHWC only (the pixels need none;
+//                    the coordinates are constants):
 //                    dx[b, y, x, c] = Σ_{ky,kx} dcols[(b·Ho + oy)·Wo + ox, c·9 + ky·3 + kx] over the
 //                    windows with S·oy = y − ky + P, S·ox = x − kx + P inside the output map. A gather:
 //                    no atomics.
@@ -16,8 +19,9 @@
 //                    0 elsewhere.
 // One invocation per output element.
 
-// H, W: the input map; S, P: the convolution's stride and leading padding (the pooling entries ignore them).
-struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, S: u32, P: u32, _p2: u32 }
+// H, W: the input map; S, P: the convolution's stride and leading padding; E: coordinate channels
+// (0 or 2). The pooling entries ignore S, P and E.
+struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, S: u32, P: u32, E: u32 }
 
 const WG: u32 = 64u;
 
@@ -47,7 +51,7 @@ fn at(b: u32, c: u32, y: u32, x: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
-  let K = 9u * prm.C;
+  let K = 9u * (prm.C + prm.E);
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
   let n = prm.B * Ho * Wo * K;
@@ -63,7 +67,13 @@ fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let sy = prm.S * y + k / 3u;
   let sx = prm.S * x + k % 3u;
   var v = 0.0;
-  if (sy >= prm.P && sy - prm.P < prm.H && sx >= prm.P && sx - prm.P < prm.W) { v = src[at(b, c, sy - prm.P, sx - prm.P)]; }
+  if (sy >= prm.P && sy - prm.P < prm.H && sx >= prm.P && sx - prm.P < prm.W) {
+    let iy = sy - prm.P;
+    let ix = sx - prm.P;
+    if (c < prm.C) { v = src[at(b, c, iy, ix)]; }
+    else if (c == prm.C) { v = f32(2u * ix + 1u) / f32(prm.W) - 1.0; }
+    else { v = f32(2u * iy + 1u) / f32(prm.H) - 1.0; }
+  }
   dst[t] = v;
 }
 
@@ -74,7 +84,7 @@ fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   if (t >= n) { return; }
   let e = elementOf(t);
   let b = e.x; let y = e.y; let x = e.z; let c = e.w;
-  let K = 9u * prm.C;
+  let K = 9u * (prm.C + prm.E);
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
   var s = 0.0;

@@ -14,16 +14,19 @@ import { expectCode } from './helpers/errors.js';
 const TOL = 1e-4;
 const f64 = (x: ArrayLike<number>) => Float64Array.from(x);
 
-function stemInput(seed: number, B: number, size: number, channels: number[], downsample: 'pool' | 'stride' = 'pool'): StemRefInput {
+function stemInput(seed: number, B: number, size: number, channels: number[], downsample: 'pool' | 'stride' = 'pool', coords = false): StemRefInput {
   let cin = 3;
   const weights: Float64Array[] = [], biases: Float64Array[] = [];
   channels.forEach((c, s) => {
-    weights.push(f64(randn(9 * cin * c, seed + 2 * s, -0.5, 0.5)));
+    weights.push(f64(randn(9 * (cin + (coords ? 2 : 0)) * c, seed + 2 * s, -0.5, 0.5)));
     biases.push(f64(randn(c, seed + 2 * s + 1, -0.2, 0.2)));
     cin = c;
   });
-  return { pixels: randn(B * 3 * size * size, seed + 99), B, size, channels, weights, biases, downsample };
+  return { pixels: randn(B * 3 * size * size, seed + 99), B, size, channels, weights, biases, downsample, coords };
 }
+
+/** The stem variants the layer tests run: downsampling and coordinate channels. */
+const VARIANTS = [['pool', false], ['stride', false], ['pool', true], ['stride', true]] as const;
 
 describe('convolutional stem float64 references', () => {
   it.each([[1, 1], [2, 1], [2, 0]] as const)('the columns backward is the adjoint of the columns at stride %i, pad %i: ⟨cols(x), g⟩ = ⟨x, colsᵀ(g)⟩', (stride, pad) => {
@@ -31,6 +34,32 @@ describe('convolutional stem float64 references', () => {
     const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
     const x = f64(randn(B * H * W * C, 1)), g = f64(randn(rows * 9 * C, 2));
     expect(Math.abs(dotLoss(convColsRef(x, 'rows', B, C, H, W, stride, pad), g) - dotLoss(x, convColsBackwardRef(g, B, C, H, W, stride, pad)))).toBeLessThan(1e-10);
+  });
+
+  it.each([[1, 1], [2, 1], [2, 0]] as const)('with coordinate channels at stride %i, pad %i the columns are affine in x: ⟨cols(x) − cols(0), g⟩ = ⟨x, colsᵀ(g)⟩', (stride, pad) => {
+    const [B, C, H, W] = [2, 3, 5, 7];
+    const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
+    const x = f64(randn(B * H * W * C, 3)), g = f64(randn(rows * 9 * (C + 2), 4));
+    const lin = dotLoss(convColsRef(x, 'rows', B, C, H, W, stride, pad, true), g) - dotLoss(convColsRef(new Float64Array(x.length), 'rows', B, C, H, W, stride, pad, true), g);
+    expect(Math.abs(lin - dotLoss(x, convColsBackwardRef(g, B, C, H, W, stride, pad, true)))).toBeLessThan(1e-10);
+  });
+
+  it('coordinate columns: the centre tap reads the pixel\'s own column and row in (−1, 1), the padding reads 0 (1 channel, 4×6)', () => {
+    const [B, C, H, W] = [1, 1, 4, 6];
+    const cols = convColsRef(new Float64Array(H * W), 'rows', B, C, H, W, 1, 1, true);
+    const K = 9 * (C + 2);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const r = (y * W + x) * K;
+      expect(cols[r + 9 + 4]).toBeCloseTo((2 * x + 1) / W - 1, 12);
+      expect(cols[r + 18 + 4]).toBeCloseTo((2 * y + 1) / H - 1, 12);
+    }
+    // Pixel (0, 0): its window's top-left tap lies in the padding; its bottom-right tap is pixel (1, 1).
+    expect(cols[9 + 0]).toBe(0);
+    expect(cols[18 + 0]).toBe(0);
+    expect(cols[9 + 8]).toBeCloseTo(3 / W - 1, 12);
+    expect(cols[18 + 8]).toBeCloseTo(3 / H - 1, 12);
+    // The extremes stay inside (−1, 1): the last column is 1 − 1/W.
+    expect(cols[(W - 1) * K + 9 + 4]).toBeCloseTo(1 - 1 / W, 12);
   });
 
   it('at stride 2 a leading pad of 0 moves every window one pixel on from pad 1 (3 channels, 6×8)', () => {
@@ -59,8 +88,8 @@ describe('convolutional stem float64 references', () => {
     }
   });
 
-  it.each([['pool'], ['stride']] as const)('%s stem gradients (every stage W and b) equal central differences of Σ dy⊙y', (ds) => {
-    const inp = stemInput(3, 2, 8, [3, 5], ds);
+  it.each(VARIANTS)('%s stem (coordinates: %s) gradients (every stage W and b) equal central differences of Σ dy⊙y', (ds, coords) => {
+    const inp = stemInput(3, 2, 8, [3, 5], ds, coords);
     const dy = randn(2 * 2 * 2 * 5, 4);
     const g = stemBackwardRef(inp, dy);
     const L = () => dotLoss(stemRef(inp).y, dy);
@@ -72,30 +101,34 @@ describe('convolutional stem float64 references', () => {
 });
 
 describe('conv_stem kernels against the references', () => {
-  it.each([['nchw', 1, 1], ['rows', 1, 1], ['nchw', 2, 1], ['rows', 2, 1], ['nchw', 2, 0], ['rows', 2, 0]] as const)('3×3 columns of a %s map at stride %i, pad %i (5 channels, 7×9)', async (layout, stride, pad) => {
+  it.each([['nchw', 1, 1, false], ['rows', 1, 1, false], ['nchw', 2, 1, false], ['rows', 2, 1, false], ['nchw', 2, 0, false], ['rows', 2, 0, false], ['nchw', 1, 1, true], ['rows', 1, 1, true], ['nchw', 2, 1, true], ['rows', 2, 0, true]] as const)('3×3 columns of a %s map at stride %i, pad %i, coordinates %s (5 channels, 7×9)', async (layout, stride, pad, coords) => {
     const rt = await testRuntime();
     const [B, C, H, W] = [2, 5, 7, 9];
     const x = randn(B * C * H * W, 5);
     const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
-    const xt = Tensor.from(rt, x, [x.length]), cols = Tensor.empty(rt, [rows * 9 * C]);
+    const xt = Tensor.from(rt, x, [x.length]), cols = Tensor.empty(rt, [rows * 9 * (C + (coords ? 2 : 0))]);
     const batch = rt.batch('cols');
-    await recordConvCols(rt, batch, { batch: B, channels: C, height: H, width: W }, layout, xt.buffer, cols.buffer, { stride, pad });
+    await recordConvCols(rt, batch, { batch: B, channels: C, height: H, width: W }, layout, xt.buffer, cols.buffer, { stride, pad, coords });
     await batch.submit();
-    expect(Array.from(await cols.read())).toEqual(Array.from(Float32Array.from(convColsRef(x, layout, B, C, H, W, stride, pad))));
+    // The coordinates are a division in f32 (within a few ulp of the float64 value); the pixels are copied exactly.
+    const want = Float32Array.from(convColsRef(x, layout, B, C, H, W, stride, pad, coords));
+    const got = await cols.read();
+    if (!coords) expect(Array.from(got)).toEqual(Array.from(want));
+    else expect(Math.max(...got.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-6);
     xt.release();
     cols.release();
   });
 
-  it.each([[1, 1, 5, 6], [2, 1, 5, 6], [2, 1, 7, 4], [2, 0, 5, 6], [2, 0, 7, 4]] as const)('columns backward at stride %i, pad %i (3 channels, %i×%i) sums every window back onto its input', async (stride, pad, H, W) => {
+  it.each([[1, 1, 5, 6, false], [2, 1, 5, 6, false], [2, 1, 7, 4, false], [2, 0, 5, 6, false], [2, 0, 7, 4, false], [1, 1, 5, 6, true], [2, 1, 7, 4, true], [2, 0, 5, 6, true]] as const)('columns backward at stride %i, pad %i (3 channels, %i×%i, coordinates %s) sums every window back onto its input', async (stride, pad, H, W, coords) => {
     const rt = await testRuntime();
     const [B, C] = [3, 3];
     const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
-    const g = randn(rows * 9 * C, 6);
+    const g = randn(rows * 9 * (C + (coords ? 2 : 0)), 6);
     const gt = Tensor.from(rt, g, [g.length]), dx = Tensor.empty(rt, [B * H * W * C]);
     const batch = rt.batch('cols backward');
-    await recordConvColsBackward(rt, batch, { batch: B, channels: C, height: H, width: W }, gt.buffer, dx.buffer, { stride, pad });
+    await recordConvColsBackward(rt, batch, { batch: B, channels: C, height: H, width: W }, gt.buffer, dx.buffer, { stride, pad, coords });
     await batch.submit();
-    expect(relError(await dx.read(), convColsBackwardRef(g, B, C, H, W, stride, pad))).toBeLessThan(1e-6);
+    expect(relError(await dx.read(), convColsBackwardRef(g, B, C, H, W, stride, pad, coords))).toBeLessThan(1e-6);
     gt.release();
     dx.release();
   });
@@ -136,6 +169,9 @@ describe('conv_stem kernels against the references', () => {
     expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [4, 4, 4] }), 'BAD_CONFIG');
     expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [] }), 'BAD_CONFIG');
     expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [4], downsample: 'avg' as 'pool' }), 'BAD_CONFIG');
+    expectCode(() => new ConvStem(rt, { imageSize: 12, channels: [4], coords: 'yes' as unknown as boolean }), 'BAD_CONFIG');
+    // With coordinates the columns of a 4×4 map of 2 channels are 16 rows of 36: more than the 64 given.
+    expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 2, height: 4, width: 4 }, 'rows', t.buffer, t.buffer, { stride: 2, pad: 1, coords: true }), 'SHAPE_MISMATCH');
     expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 1, height: 4, width: 4 }, 'rows', t.buffer, t.buffer, { stride: 3 as 2, pad: 1 }), 'BAD_CONFIG');
     expectCode(() => recordConvCols(rt, batch, { batch: 1, channels: 1, height: 4, width: 4 }, 'rows', t.buffer, t.buffer, { stride: 1, pad: 0 }), 'BAD_CONFIG');
     // At stride 2 the columns of a 6×6 map are 3×3 rows of 9: 81 floats, more than the 64 given.
@@ -145,10 +181,32 @@ describe('conv_stem kernels against the references', () => {
 });
 
 describe('ConvStem against the float64 stem', () => {
-  it.each([['pool'], ['stride']] as const)('%s: forward rows and every stage W, b gradient (two images of 12×12, stages of 5 and 6 channels)', async (ds) => {
+  it('coordinate channels start with zero weights: the initial stem computes what the plain one does (same seed)', async () => {
     const rt = await testRuntime();
-    const inp = stemInput(11, 2, 12, [5, 6], ds);
-    const stem = new ConvStem(rt, { imageSize: 12, channels: [5, 6], downsample: ds });
+    const plain = new ConvStem(rt, { imageSize: 12, channels: [5, 6], seed: 4 });
+    const coord = new ConvStem(rt, { imageSize: 12, channels: [5, 6], coords: true, seed: 4 });
+    for (let s = 0; s < 2; s++) {
+      const w0 = await plain.convs[s]!.weight.value.read(), w1 = await coord.convs[s]!.weight.value.read();
+      const data = 9 * plain.stageInChannels(s) * plain.channels[s]!;
+      expect(w1.length).toBe(data + 18 * plain.channels[s]!);
+      expect(Array.from(w1.subarray(0, data))).toEqual(Array.from(w0));
+      expect(w1.subarray(data).every((v) => v === 0)).toBe(true);
+    }
+    const pixels = Tensor.from(rt, randn(2 * 3 * 144, 31), [2, 3, 12, 12]);
+    const batch = rt.batch('stem init');
+    const y0 = await plain.forward(batch, pixels), y1 = await coord.forward(batch, pixels);
+    await batch.submit();
+    expect(relError(await y1.read(), f64(await y0.read()))).toBeLessThan(1e-6);
+    pixels.release();
+    plain.release();
+    coord.release();
+  });
+
+  it.each(VARIANTS)('%s, coordinates %s: forward rows and every stage W, b gradient (two images of 12×12, stages of 5 and 6 channels)', async (ds, coords) => {
+    const rt = await testRuntime();
+    const inp = stemInput(11, 2, 12, [5, 6], ds, coords);
+    const stem = new ConvStem(rt, { imageSize: 12, channels: [5, 6], downsample: ds, coords });
+    expect(stem.convs.map((c) => c.inFeatures)).toEqual(coords ? [45, 63] : [27, 45]);
     stem.convs.forEach((c, s) => {
       c.weight.value.write(Float32Array.from(inp.weights[s]!));
       c.bias!.value.write(Float32Array.from(inp.biases[s]!));

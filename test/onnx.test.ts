@@ -248,8 +248,8 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     return out;
   }
 
-  test.each([['pool'], ['stride']] as const)('%s stem (Conv → GELU → MaxPool, or stride-2 Conv → GELU), then the ViT: features and hidden states; the weights load back', async (ds) => {
-    const cfg: VisionConfig = { ...SCFG, stemDownsample: ds };
+  test.each([['pool', false], ['stride', false], ['pool', true]] as const)('%s stem (Conv → GELU → MaxPool, or stride-2 Conv → GELU; coordinate channels: %s), then the ViT: features and hidden states; the weights load back', async (ds, coords) => {
+    const cfg: VisionConfig = { ...SCFG, stemDownsample: ds, stemCoords: coords };
     const { v, c } = build(20, cfg);
     expect(v.patches).toBe(N);
     randomise([...v.params(), ...c.params()], 3000);
@@ -258,13 +258,15 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     const ops = new Set(model.ops);
     expect(ops.has('Conv') && ops.has('Erf')).toBe(true);
     expect(model.ops.filter((op) => op === 'MaxPool').length).toBe(ds === 'pool' ? 2 : 0);
+    // Coordinates: each stage's Conv reads its input concatenated with the expanded coordinate channels.
+    expect(model.ops.filter((op) => op === 'Expand').length).toBe(coords ? 2 : 0);
     const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
     const B = 2;
     const px = randn(B * 3 * SCFG.imageSize ** 2, 21, -1, 1);
     const eng = await engine(v, c, px, B);
     const out = await session.run({ pixel_values: f32(px, [B, 3, SCFG.imageSize, SCFG.imageSize]) });
     expect(out.image_features!.dims).toEqual([B, N, DCFG.dModel]);
-    const key = ds === 'pool' ? 'hybrid' : 'stridedHybrid';
+    const key = coords ? 'coordHybrid' : ds === 'pool' ? 'hybrid' : 'stridedHybrid';
     figures[`${key}ImageFeatures`] = maxDiff(out.image_features!.data as Float32Array, eng.feats);
     expect(figures[`${key}ImageFeatures`]).toBeLessThanOrEqual(TOL);
     eng.hidden.forEach((h, i) => {
@@ -280,6 +282,8 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     expect(() => loadVisionWeights(build(40, { ...cfg, stem: [5, 6] }).v, back.c, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
     // The same weights under the other downsampling: BAD_CONFIG, naming the MaxPool count.
     expect(() => loadVisionWeights(build(41, { ...cfg, stemDownsample: ds === 'pool' ? 'stride' : 'pool' }).v, back.c, model)).toThrow(/MaxPool/);
+    // With and without coordinate channels the stem's weights differ in shape: BAD_CONFIG.
+    expect(() => loadVisionWeights(build(42, { ...cfg, stemCoords: !coords }).v, back.c, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
     expect(() => loadVisionWeights(vit, conn, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
   });
 });

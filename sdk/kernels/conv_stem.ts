@@ -1,5 +1,5 @@
-// Typed wrappers of shaders/conv_stem.wgsl: the 3×3 convolution's columns at stride 1 or 2 (and
-// their gradient back to the input rows) and 2×2 max pooling, forward and backward, for the hybrid
+// Typed wrappers of shaders/conv_stem.wgsl: the 3×3 convolution's columns at stride 1 or 2, with
+// or without coordinate channels (and their gradient back to the input rows) and 2×2 max pooling, forward and backward, for the hybrid
 // ViT's stem.
 import shader from '../../shaders/conv_stem.wgsl';
 import { EdgeTuneError, expectDim } from '../errors.js';
@@ -32,10 +32,20 @@ function convOutSide(n: number, stride: number): number {
   return Math.floor((n - 1) / stride) + 1;
 }
 
-/** A 3×3 convolution's stride (1 or 2) and leading padding (1, or 0 at stride 2: zeros after the map only). */
+/**
+ * A 3×3 convolution's stride (1 or 2) and leading padding (1, or 0 at stride 2: zeros after the map
+ * only); with `coords` the input gets two coordinate channels after its C (CoordConv: each pixel's
+ * column, then its row, as (2·i + 1)/n − 1), so the columns are 9·(C + 2) wide.
+ */
 export interface ConvStep {
   stride: 1 | 2;
   pad: 0 | 1;
+  coords?: boolean;
+}
+
+/** Channels a convolution at `step` reads per input pixel: C, plus 2 with coordinates. */
+export function convInChannels(channels: number, step: ConvStep): number {
+  return channels + (step.coords ? 2 : 0);
 }
 
 const SAME: ConvStep = { stride: 1, pad: 1 };
@@ -49,7 +59,7 @@ function checkStep(c: ConvStep): ConvStep {
 async function launch(rt: Runtime, batch: Batch, entry: string, d: MapDims, layout: MapLayout, threads: number, buffers: GPUBuffer[], step = SAME): Promise<void> {
   if (threads === 0) return;
   const pipe = await rt.pipelines.get(shader, entry);
-  const params = new Params().u32(d.batch).u32(d.channels).u32(d.height).u32(d.width).u32(layout === 'nchw' ? 0 : 1).u32(step.stride).u32(step.pad).u32(0);
+  const params = new Params().u32(d.batch).u32(d.channels).u32(d.height).u32(d.width).u32(layout === 'nchw' ? 0 : 1).u32(step.stride).u32(step.pad).u32(step.coords ? 2 : 0);
   batch.dispatch(pipe, params, buffers, grid2d(rt, Math.ceil(threads / WG)));
 }
 
@@ -59,23 +69,27 @@ function outRows(d: MapDims, stride: number): number {
 }
 
 /**
- * cols (B·Ho·Wo, 9·C) of a 3×3 convolution at `step` (stride 1 or 2, leading pad 1 or 0; default
- * stride 1, pad 1) over x (layout: NCHW pixels or rows); d is the input map (B, C, H, W).
+ * cols (B·Ho·Wo, 9·C') of a 3×3 convolution at `step` (stride 1 or 2, leading pad 1 or 0, C' = C or
+ * C + 2 coordinate channels; default stride 1, pad 1, no coordinates) over x (layout: NCHW pixels
+ * or rows); d is the input map (B, C, H, W).
  */
 export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: MapLayout, x: GPUBuffer, cols: GPUBuffer, step = SAME): Promise<void> {
   const n = check(d);
   checkStep(step);
-  const m = 9 * d.channels * outRows(d, step.stride);
+  const m = 9 * convInChannels(d.channels, step) * outRows(d, step.stride);
   expectFloats('conv input', x, n);
   expectFloats('conv columns', cols, m);
   return launch(rt, batch, 'cols3x3', d, layout, m, [x, cols], step);
 }
 
-/** dx (B·H·W, C) = the columns' gradient (B·Ho·Wo, 9·C) summed back onto the input rows (rows layout only). */
+/**
+ * dx (B·H·W, C) = the columns' gradient (B·Ho·Wo, 9·C') summed back onto the input rows (rows
+ * layout only); the coordinate channels' columns are skipped.
+ */
 export function recordConvColsBackward(rt: Runtime, batch: Batch, d: MapDims, dcols: GPUBuffer, dx: GPUBuffer, step = SAME): Promise<void> {
   const n = check(d);
   checkStep(step);
-  expectFloats('conv column gradient', dcols, 9 * d.channels * outRows(d, step.stride));
+  expectFloats('conv column gradient', dcols, 9 * convInChannels(d.channels, step) * outRows(d, step.stride));
   expectFloats('conv input gradient', dx, n);
   return launch(rt, batch, 'cols3x3_backward', d, 'rows', n, [dcols, dx], step);
 }

@@ -186,6 +186,16 @@ export async function exportEmbedTokens(decoder: LlamaDecoder): Promise<Uint8Arr
   return g.toBytes('edgetune token embedding');
 }
 
+/** The coordinate channels of an n×n map (NCHW, (2, n, n)): each pixel's column, then its row, as (2·i + 1)/n − 1. */
+export function stemCoordinates(n: number): Float32Array {
+  const out = new Float32Array(2 * n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    out[y * n + x] = (2 * x + 1) / n - 1;
+    out[n * n + y * n + x] = (2 * y + 1) / n - 1;
+  }
+  return out;
+}
+
 /** The ViT and the connector as vision_encoder.onnx (image_features and every hidden state). */
 export async function exportVisionEncoder(vit: VisionEncoder, connector: Connector): Promise<Uint8Array> {
   const cfg = vit.cfg;
@@ -203,16 +213,24 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
   };
   toConv('embeddings.patch_embedding.weight', C, p);
   const stem = vit.stem;
-  stem?.channels.forEach((_, s) => toConv(`embeddings.stem.${s}.weight`, stem.stageInChannels(s), 3));
+  stem?.channels.forEach((_, s) => toConv(`embeddings.stem.${s}.weight`, stem.convInChannels(s), 3));
   const V = addWeights(g, vw, VISION_PREFIX);
   const Cn = addWeights(g, await hostWeights(connector.params()), CONNECTOR_PREFIX);
 
   const pixels = g.input('pixel_values', FLOAT, ['batch', stem ? stem.inChannels : C, cfg.imageSize, cfg.imageSize]);
   // The stem: per stage Conv 3×3 (pad 1) → GELU → MaxPool 2×2, or Conv 3×3 at stride 2 → GELU
   // with the stage's leading pad (ConvStem.step: 1, or 0 with 1 after; ONNX pads are [top, left, bottom, right]).
+  // With coordinates, each Conv's input is first concatenated with the constant coordinate channels
+  // of its map (stem_coords.s, (1, 2, n, n): column, row, (2·i + 1)/n − 1), expanded to the batch.
   let map = pixels;
   stem?.channels.forEach((_, s) => {
     const { stride, pad } = stem.step(s);
+    if (stem.coords) {
+      const n = cfg.imageSize / 2 ** s;
+      const coords = g.floatInit(`stem_coords.${s}`, [1, 2, n, n], stemCoordinates(n));
+      const shape = g.op('Concat', [g.op('Slice', [g.op('Shape', [map]), g.ints([0]), g.ints([1])]), g.ints([2, n, n])], { axis: 0 });
+      map = g.op('Concat', [map, g.op('Expand', [coords, shape])], { axis: 1 });
+    }
     const z = g.op('Conv', [map, V(`embeddings.stem.${s}.weight`), V(`embeddings.stem.${s}.bias`)], { kernel_shape: [3, 3], pads: [pad, pad, 1, 1], ...(stride === 2 ? { strides: [2, 2] } : {}) });
     map = stride === 2 ? gelu(g, z) : g.op('MaxPool', [gelu(g, z)], { kernel_shape: [2, 2], strides: [2, 2] });
   });

@@ -1,7 +1,11 @@
 // Convolutional stem of the hybrid ViT (ViT paper §3.1 "hybrid"; early convolutions): k stages that
 // each halve the map, so an H×W image becomes an (H/2ᵏ)×(W/2ᵏ) map whose cells are the encoder's
 // tokens. A stage is 3×3 conv (pad 1) → GELU → 2×2 max pool ('pool', the default), or 3×3 conv at
-// stride 2 → GELU ('stride': a quarter of the work; leading pad per stage in step(s)).
+// stride 2 → GELU ('stride': a quarter of the work; leading pad per stage in step(s)). With
+// `coords` every convolution also reads two coordinate channels (CoordConv: the column and the row
+// of each pixel of its input map, in (−1, 1)): pooling keeps which feature fired in a window but
+// not where, and the coordinates let a stage say where an edge is within its cell, what box
+// corners and the cell holding an object's centre need. Then Cₛ below reads Cₛ + 2.
 // Shapes, per stage s (C₀ = 3, Hₛ = H/2ˢ):
 //   'pool'    cols = cols3x3(x)              (B·Hₛ·Wₛ, 9·Cₛ)      x: pixels (B, 3, H, W) or rows
 //             z = cols · Wₛ + bₛ             (B·Hₛ·Wₛ, Cₛ₊₁)      Wₛ (9·Cₛ, Cₛ₊₁), the ONNX Conv
@@ -16,10 +20,11 @@ import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type ConvStep } from '../kernels/conv_stem.js';
+import { convInChannels, recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type ConvStep } from '../kernels/conv_stem.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
 import { Activations, type Layer, type Param } from './module.js';
 import { Dense } from './dense.js';
+import { normalInit } from './init.js';
 
 export interface ConvStemOptions {
   /** Input image side (square), divisible by 2^stages. */
@@ -30,6 +35,8 @@ export interface ConvStemOptions {
   inChannels?: number;
   /** How each stage halves the map: 'pool' (2×2 max pooling, the default) or 'stride' (a stride-2 convolution). */
   downsample?: StemDownsample;
+  /** Two coordinate channels (column, row) on every convolution's input (CoordConv; default false). */
+  coords?: boolean;
   trainable?: boolean;
   seed?: number;
 }
@@ -42,7 +49,8 @@ export class ConvStem implements Layer {
   readonly inChannels: number;
   readonly channels: readonly number[];
   readonly downsample: StemDownsample;
-  /** One Dense (9·Cₛ → Cₛ₊₁, bias) per stage: the convolution on its columns. */
+  readonly coords: boolean;
+  /** One Dense (9·Cₛ → Cₛ₊₁, bias; 9·(Cₛ + 2) with coordinates) per stage: the convolution on its columns. */
   readonly convs: Dense[];
   /** Side of the output map (imageSize / 2^stages). */
   readonly grid: number;
@@ -61,16 +69,24 @@ export class ConvStem implements Layer {
     const ds = o.downsample ?? 'pool';
     if (ds !== 'pool' && ds !== 'stride') throw new EdgeTuneError('BAD_CONFIG', `a convolutional stem halves its map by 'pool' or 'stride', got ${JSON.stringify(ds)}`);
     this.downsample = ds;
+    if (o.coords !== undefined && typeof o.coords !== 'boolean') throw new EdgeTuneError('BAD_CONFIG', `a convolutional stem's coords is true or false, got ${JSON.stringify(o.coords)}`);
+    this.coords = o.coords ?? false;
     const k = this.channels.length;
     if (this.imageSize % 2 ** k !== 0) throw new EdgeTuneError('BAD_CONFIG', `a ${k}-stage stem halves the image ${k} times: the image size ${this.imageSize} must be a multiple of ${2 ** k}`);
     this.grid = this.imageSize / 2 ** k;
     const seed = o.seed ?? 0;
-    // He init, N(0, 2/fan_in): activations keep their scale through the stages. With PyTorch's
-    // Conv2d default, 1/(3·fan_in), they shrink ~6× per stage and a 4-stage stem sits at chance
-    // on shapes for hundreds of steps longer (README: The tiny VLM).
+    // He init, N(0, 2/fan_in) over the stage's input channels: activations keep their scale
+    // through the stages. With PyTorch's Conv2d default, 1/(3·fan_in), they shrink ~6× per stage
+    // and a 4-stage stem sits at chance on shapes for hundreds of steps longer (README: The tiny VLM).
+    // The coordinate channels' rows of W start at zero (after the image's or previous stage's
+    // 9·Cₛ rows, drawn as without them): the stem starts as the plain one, whose features do not
+    // depend on where a shape is. With He-initialised coordinate rows the encoder phase was still
+    // at chance on shapes at step 430 of 533 (README: The tiny VLM, "Coordinate channels").
     this.convs = this.channels.map((c, s) => {
       const cin = this.stageInChannels(s);
-      return new Dense(rt, { inFeatures: 9 * cin, outFeatures: c, bias: true, trainable: o.trainable ?? true, initStd: Math.sqrt(2 / (9 * cin)), seed: seed * 7 + s });
+      const weight = new Float32Array(9 * this.convInChannels(s) * c);
+      weight.set(normalInit(9 * cin * c, Math.sqrt(2 / (9 * cin)), seed * 7 + s));
+      return new Dense(rt, { inFeatures: 9 * this.convInChannels(s), outFeatures: c, bias: true, trainable: o.trainable ?? true, weight });
     });
     this.acts = new Activations(rt);
   }
@@ -80,12 +96,17 @@ export class ConvStem implements Layer {
     return s === 0 ? this.inChannels : this.channels[s - 1]!;
   }
 
+  /** Channels stage s's convolution reads per pixel: its input's, plus the 2 coordinates with `coords`. */
+  convInChannels(s: number): number {
+    return convInChannels(this.stageInChannels(s), this.step(s));
+  }
+
   /** Channels of the output rows. */
   get outChannels(): number {
     return this.channels[this.channels.length - 1]!;
   }
 
-  /** stem.{s}.weight (9·Cₛ, Cₛ₊₁), stem.{s}.bias. */
+  /** stem.{s}.weight (9·Cₛ, Cₛ₊₁) (9·(Cₛ + 2) rows with coordinates), stem.{s}.bias. */
   params(prefix = ''): Param[] {
     const p = (s: string) => (prefix ? `${prefix}.${s}` : s);
     return this.convs.flatMap((c, s) => c.params(p(`stem.${s}`)));
@@ -103,7 +124,8 @@ export class ConvStem implements Layer {
    * (−0.5 + 1 − 2 + 4) = 2.5 pixels from their cell's centre after 4 stages instead of 7.5.
    */
   step(s: number): ConvStep {
-    return this.downsample === 'stride' ? { stride: 2, pad: s % 2 === 0 ? 1 : 0 } : { stride: 1, pad: 1 };
+    const coords = this.coords;
+    return this.downsample === 'stride' ? { stride: 2, pad: s % 2 === 0 ? 1 : 0, coords } : { stride: 1, pad: 1, coords };
   }
 
   /** Rows of stage s's convolution output: B·Hₛ·Wₛ before its pooling, B·Hₛ₊₁·Wₛ₊₁ at stride 2. */
@@ -122,7 +144,7 @@ export class ConvStem implements Layer {
     for (let s = 0; s < this.convs.length; s++) {
       const d = this.dims(s);
       const rows = this.convRows(s);
-      const cols = this.acts.get(`cols${s}`, [rows, 9 * d.channels]);
+      const cols = this.acts.get(`cols${s}`, [rows, 9 * this.convInChannels(s)]);
       await recordConvCols(this.rt, batch, d, s === 0 ? 'nchw' : 'rows', x.buffer, cols.buffer, this.step(s));
       const z = await this.convs[s]!.forward(batch, cols, rows);
       this.zs.push(z);

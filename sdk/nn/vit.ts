@@ -43,6 +43,12 @@ export interface VisionConfig {
    * 'stride' (stride-2 3×3 conv → GELU). Only with `stem`.
    */
   stemDownsample?: StemDownsample;
+  /**
+   * Two coordinate channels (each pixel's column and row) on the input of every stem convolution
+   * (CoordConv), so that the tokens can tell where within their cell an object's edges are. Only
+   * with `stem`; default false.
+   */
+  stemCoords?: boolean;
 }
 
 /**
@@ -155,7 +161,7 @@ export class VisionEncoder implements Layer {
     if (cfg.stem !== undefined) {
       if (!Array.isArray(cfg.stem) || cfg.stem.length === 0) throw new EdgeTuneError('BAD_CONFIG', `vision.stem must list the channels of at least one stage, got ${JSON.stringify(cfg.stem)}`);
       if (cfg.patch !== 2 ** cfg.stem.length) throw new EdgeTuneError('BAD_CONFIG', `a ${cfg.stem.length}-stage stem makes tokens of ${2 ** cfg.stem.length}×${2 ** cfg.stem.length} pixels: vision.patch must be ${2 ** cfg.stem.length}, got ${cfg.patch}`);
-      this.stem = new ConvStem(rt, { imageSize: cfg.imageSize, channels: cfg.stem, downsample: cfg.stemDownsample, seed: seed * 31 + 2 });
+      this.stem = new ConvStem(rt, { imageSize: cfg.imageSize, channels: cfg.stem, downsample: cfg.stemDownsample, coords: cfg.stemCoords, seed: seed * 31 + 2 });
       const g = this.stem.grid;
       this.embed = new PatchEmbed(rt, { height: g, width: g, patch: 1, channels: this.stem.outChannels, rows: true, d: cfg.d, initStd: STEM_EMBED_STD, positionStd: 0.02, seed: seed * 31 + 1 });
     } else {

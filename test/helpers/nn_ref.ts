@@ -258,27 +258,33 @@ function mapAt(layout: 'nchw' | 'rows', B: number, C: number, H: number, W: numb
 /** Output side of a 3×3 pad-1 convolution at `stride` over a side of n. */
 export const convSideRef = (n: number, stride: number) => Math.floor((n + 2 - 3) / stride) + 1;
 
-/** cols (B·Ho·Wo, 9·C) of a 3×3 convolution at `stride` with `pad` zeros before the map over (B, C, H, W), column c·9 + ky·3 + kx. */
-export function convColsRef(x: Arr, layout: 'nchw' | 'rows', B: number, C: number, H: number, W: number, stride = 1, pad = 1): Float64Array {
+/** Coordinate channel e (0: the column, 1: the row) at pixel (y, x) of an H×W map: (2·i + 1)/n − 1. */
+export const coordRef = (e: number, y: number, x: number, H: number, W: number) => (e === 0 ? (2 * x + 1) / W - 1 : (2 * y + 1) / H - 1);
+
+/**
+ * cols (B·Ho·Wo, 9·C') of a 3×3 convolution at `stride` with `pad` zeros before the map over (B, C, H, W),
+ * column c·9 + ky·3 + kx; with `coords` channels C and C + 1 are the coordinates (C' = C + 2).
+ */
+export function convColsRef(x: Arr, layout: 'nchw' | 'rows', B: number, C: number, H: number, W: number, stride = 1, pad = 1, coords = false): Float64Array {
   const at = mapAt(layout, B, C, H, W);
-  const Ho = convSideRef(H, stride), Wo = convSideRef(W, stride);
-  const out = new Float64Array(B * Ho * Wo * 9 * C);
-  for (let b = 0; b < B; b++) for (let y = 0; y < Ho; y++) for (let xx = 0; xx < Wo; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+  const Ho = convSideRef(H, stride), Wo = convSideRef(W, stride), Ci = C + (coords ? 2 : 0);
+  const out = new Float64Array(B * Ho * Wo * 9 * Ci);
+  for (let b = 0; b < B; b++) for (let y = 0; y < Ho; y++) for (let xx = 0; xx < Wo; xx++) for (let c = 0; c < Ci; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
     const sy = stride * y + ky - pad, sx = stride * xx + kx - pad;
     if (sy < 0 || sy >= H || sx < 0 || sx >= W) continue;
-    out[((b * Ho + y) * Wo + xx) * 9 * C + c * 9 + ky * 3 + kx] = x[at(b, c, sy, sx)]!;
+    out[((b * Ho + y) * Wo + xx) * 9 * Ci + c * 9 + ky * 3 + kx] = c < C ? x[at(b, c, sy, sx)]! : coordRef(c - C, sy, sx, H, W);
   }
   return out;
 }
 
-/** The adjoint of convColsRef in the rows layout: dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C). */
-export function convColsBackwardRef(dcols: Arr, B: number, C: number, H: number, W: number, stride = 1, pad = 1): Float64Array {
-  const Ho = convSideRef(H, stride), Wo = convSideRef(W, stride);
+/** The adjoint of convColsRef in the rows layout: dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C'); the coordinates' columns have no input. */
+export function convColsBackwardRef(dcols: Arr, B: number, C: number, H: number, W: number, stride = 1, pad = 1, coords = false): Float64Array {
+  const Ho = convSideRef(H, stride), Wo = convSideRef(W, stride), Ci = C + (coords ? 2 : 0);
   const dx = new Float64Array(B * H * W * C);
   for (let b = 0; b < B; b++) for (let y = 0; y < Ho; y++) for (let xx = 0; xx < Wo; xx++) for (let c = 0; c < C; c++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
     const sy = stride * y + ky - pad, sx = stride * xx + kx - pad;
     if (sy < 0 || sy >= H || sx < 0 || sx >= W) continue;
-    dx[((b * H + sy) * W + sx) * C + c] += dcols[((b * Ho + y) * Wo + xx) * 9 * C + c * 9 + ky * 3 + kx]!;
+    dx[((b * H + sy) * W + sx) * C + c] += dcols[((b * Ho + y) * Wo + xx) * 9 * Ci + c * 9 + ky * 3 + kx]!;
   }
   return dx;
 }
@@ -305,11 +311,13 @@ export interface StemRefInput {
   B: number;
   size: number;
   channels: readonly number[];
-  /** Per stage: W (9·Cin, Cout) and b (Cout). */
+  /** Per stage: W (9·Cin', Cout) and b (Cout); Cin' = Cin + 2 with coords. */
   weights: Float64Array[];
   biases: Float64Array[];
   /** 'pool' (conv → GELU → 2×2 max pool; default) or 'stride' (stride-2 conv → GELU, leading pad 1 on even stages, 0 on odd). */
   downsample?: 'pool' | 'stride';
+  /** Two coordinate channels on every convolution's input (CoordConv). */
+  coords?: boolean;
 }
 
 /** The stem's forward in float64: rows (B·g·g, C_k), and what the backward needs. */
@@ -317,12 +325,13 @@ export function stemRef(i: StemRefInput) {
   let x: Float64Array = f64(i.pixels);
   let cin = 3, side = i.size;
   const stride = i.downsample === 'stride' ? 2 : 1;
+  const extra = i.coords ? 2 : 0;
   const saved: { cols: Float64Array; z: Float64Array; arg: Int32Array | null; cin: number; side: number; pad: number }[] = [];
   i.channels.forEach((cout, s) => {
     const pad = stride === 2 ? 1 - (s % 2) : 1;
-    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side, stride, pad);
+    const cols = convColsRef(x, s === 0 ? 'nchw' : 'rows', i.B, cin, side, side, stride, pad, i.coords);
     const rows = i.B * convSideRef(side, stride) ** 2;
-    const z = matmulRef(cols, i.weights[s]!, rows, 9 * cin, cout, { bias: i.biases[s] });
+    const z = matmulRef(cols, i.weights[s]!, rows, 9 * (cin + extra), cout, { bias: i.biases[s] });
     if (stride === 2) {
       saved.push({ cols, z, arg: null, cin, side, pad });
       x = geluRef(z);
@@ -342,6 +351,7 @@ export function stemBackwardRef(i: StemRefInput, dy: Arr): { dW: Float64Array[];
   const { saved } = stemRef(i);
   const dW: Float64Array[] = [], db: Float64Array[] = [];
   let g: Float64Array = f64(dy);
+  const extra = i.coords ? 2 : 0;
   for (let s = i.channels.length - 1; s >= 0; s--) {
     const { cols, z, arg, cin, side, pad } = saved[s]!;
     const stride = arg ? 1 : 2;
@@ -352,10 +362,10 @@ export function stemBackwardRef(i: StemRefInput, dy: Arr): { dW: Float64Array[];
       arg.forEach((k, o) => (da[k] += g[o]!));
     }
     const dz = geluBackwardRef(z, da);
-    dW[s] = matmulRef(cols, dz, 9 * cin, rows, cout, { transA: true });
+    dW[s] = matmulRef(cols, dz, 9 * (cin + extra), rows, cout, { transA: true });
     db[s] = new Float64Array(cout);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cout; c++) db[s]![c] += dz[r * cout + c]!;
-    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * cin, { transB: true }), i.B, cin, side, side, stride, pad);
+    if (s > 0) g = convColsBackwardRef(matmulRef(dz, i.weights[s]!, rows, cout, 9 * (cin + extra), { transB: true }), i.B, cin, side, side, stride, pad, i.coords);
   }
   return { dW, db };
 }
