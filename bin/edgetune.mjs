@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // edgetune command line. `edgetune selfcheck` prints the WebGPU adapter and checks a
-// matmul against a float64 CPU reference.
+// matmul against a float64 CPU reference; `ask`, `eval` and `demo` run a model package (the
+// embedded one by default).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -9,7 +10,7 @@ if (!existsSync(fileURLToPath(BUNDLE))) {
   console.error('edgetune: the SDK is not built (dist/edgetune.js is missing): run `npm install` (it builds) or `npm run build` in the edgetune directory');
   process.exit(1);
 }
-const { createRuntime, ops, EdgeTuneError, VLM, readImage, sampleSplit, evaluate, mulberry32 } = await import(BUNDLE.href);
+const { createRuntime, ops, EdgeTuneError, VLM, readImage, sampleSplit, evaluate, mulberry32, iou, normaliseAnswer, encodePNG } = await import(BUNDLE.href);
 
 const [cmd = 'selfcheck', ...rest] = process.argv.slice(2);
 
@@ -106,7 +107,42 @@ async function evalCmd(args) {
   return 0;
 }
 
-const commands = { selfcheck, ask, eval: evalCmd };
+/**
+ * edgetune demo [--n 6] [--model <dir>] [--out <dir>]: the embedded model on held-out samples of
+ * both worlds, one line each (question, expected answer, the model's, IoU for boxes); with --out
+ * the images are written there as PNG files, to look at or to pass to `edgetune ask`.
+ */
+async function demo(args) {
+  const f = flags(args);
+  const n = Number(f.n ?? 6);
+  if (!Number.isInteger(n) || n < 1) throw new EdgeTuneError('INVALID_ARGUMENT', `--n must be a positive integer, got ${f.n}`);
+  const vlm = await VLM.load(requireModel(f));
+  if (f.out) (await import('node:fs')).mkdirSync(f.out, { recursive: true });
+  for (const world of ['general', 'inspection']) {
+    console.log(`${world} world (${world === 'general' ? 'pretraining domain' : 'held out: zero-shot, what adaptation is for'}), test split:`);
+    for (let i = 0; i < n; i++) {
+      const s = sampleSplit(world, 'test', i);
+      const r = await vlm.ask(s.image, s.question);
+      const w = s.image.width, h = s.image.height;
+      let score = '';
+      if (s.boxes.length > 0) {
+        const b = r.boxes[0];
+        score = b ? `  IoU ${iou({ x0: b.x0 / w, y0: b.y0 / h, x1: b.x1 / w, y1: b.y1 / h }, s.boxes[0]).toFixed(2)}` : '  no box';
+      } else if (s.type !== 'caption') score = normaliseAnswer(r.text) === normaliseAnswer(s.answer) ? '  right' : '  wrong';
+      const box = r.boxes.length > 0 ? ' ' + r.boxes.map((b) => `[${[b.x0, b.y0, b.x1, b.y1].map((v) => v.toFixed(0)).join(', ')}]`).join(' ') : '';
+      let file = '';
+      if (f.out) {
+        file = `${f.out}/${world}-${i}.png`;
+        (await import('node:fs')).writeFileSync(file, encodePNG(s.image));
+        file = `  (${file})`;
+      }
+      console.log(`  ${s.question}  expected: ${s.answer}${s.boxes.length ? ' ' + s.boxes.map((b) => `[${[b.x0 * w, b.y0 * h, b.x1 * w, b.y1 * h].map((v) => v.toFixed(0)).join(', ')}]`).join(' ') : ''}  model: ${r.text}${box}${score}${file}`);
+    }
+  }
+  return 0;
+}
+
+const commands = { selfcheck, ask, eval: evalCmd, demo };
 try {
   if (!(cmd in commands)) {
     console.error(`unknown command '${cmd}'. Commands: ${Object.keys(commands).join(', ')}`);

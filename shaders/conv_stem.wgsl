@@ -17,7 +17,9 @@
 //   maxpool2_backward da (B·H·W, C): dy of the window at the element that is its maximum (the
 //                    first in (0,0), (0,1), (1,0), (1,1) order on ties, as the forward's choice),
 //                    0 elsewhere.
-// One invocation per output element.
+// One invocation per output element, but for cols3x3 (one per output pixel and input channel: 9
+// columns) and maxpool2_backward (one per window: 4 elements). On CPU-emulated adapters each
+// invocation's index arithmetic costs about as much as its loads, so fewer, fatter ones win.
 
 // H, W: the input map; S, P: the convolution's stride and leading padding; E: coordinate channels
 // (0 or 2). The pooling entries ignore S, P and E.
@@ -48,33 +50,39 @@ fn at(b: u32, c: u32, y: u32, x: u32) -> u32 {
   return ((b * prm.H + y) * prm.W + x) * prm.C + c;
 }
 
+// One invocation per (output pixel, input channel c'): its 9 columns c'·9 … c'·9 + 8, one input
+// address computation per tap instead of per column, and 9× fewer invocations.
 @compute @workgroup_size(WG)
 fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
-  let K = 9u * (prm.C + prm.E);
+  let Cp = prm.C + prm.E;
+  let K = 9u * Cp;
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
-  let n = prm.B * Ho * Wo * K;
-  if (t >= n) { return; }
-  let col = t % K;
-  var r = t / K;
+  if (t >= prm.B * Ho * Wo * Cp) { return; }
+  let c = t % Cp;
+  var r = t / Cp;
   let x = r % Wo; r /= Wo;
   let y = r % Ho;
   let b = r / Ho;
-  let c = col / 9u;
-  let k = col % 9u;
-  // S·y + ky − P without going below 0: compare before subtracting.
-  let sy = prm.S * y + k / 3u;
-  let sx = prm.S * x + k % 3u;
-  var v = 0.0;
-  if (sy >= prm.P && sy - prm.P < prm.H && sx >= prm.P && sx - prm.P < prm.W) {
+  let base = ((b * Ho + y) * Wo + x) * K + c * 9u;
+  for (var ky = 0u; ky < 3u; ky++) {
+    // S·y + ky − P without going below 0: compare before subtracting.
+    let sy = prm.S * y + ky;
+    let rowIn = sy >= prm.P && sy - prm.P < prm.H;
     let iy = sy - prm.P;
-    let ix = sx - prm.P;
-    if (c < prm.C) { v = src[at(b, c, iy, ix)]; }
-    else if (c == prm.C) { v = f32(2u * ix + 1u) / f32(prm.W) - 1.0; }
-    else { v = f32(2u * iy + 1u) / f32(prm.H) - 1.0; }
+    for (var kx = 0u; kx < 3u; kx++) {
+      let sx = prm.S * x + kx;
+      var v = 0.0;
+      if (rowIn && sx >= prm.P && sx - prm.P < prm.W) {
+        let ix = sx - prm.P;
+        if (c < prm.C) { v = src[at(b, c, iy, ix)]; }
+        else if (c == prm.C) { v = f32(2u * ix + 1u) / f32(prm.W) - 1.0; }
+        else { v = f32(2u * iy + 1u) / f32(prm.H) - 1.0; }
+      }
+      dst[base + ky * 3u + kx] = v;
+    }
   }
-  dst[t] = v;
 }
 
 @compute @workgroup_size(WG)
@@ -120,24 +128,30 @@ fn maxpool2_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   dst[t] = max(max(src[i0], src[i0 + prm.C]), max(src[i1], src[i1 + prm.C]));
 }
 
+// One invocation per window (b, y, x, c) of the output: it writes the window's 4 gradients.
 @compute @workgroup_size(WG)
 fn maxpool2_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
-  let n = prm.B * prm.H * prm.W * prm.C;
-  if (t >= n) { return; }
-  let e = elementOf(t);
-  let b = e.x; let y = e.y; let x = e.z; let c = e.w;
   let Ho = prm.H / 2u;
   let Wo = prm.W / 2u;
-  let i0 = ((b * prm.H + (y & ~1u)) * prm.W + (x & ~1u)) * prm.C + c;
+  if (t >= prm.B * Ho * Wo * prm.C) { return; }
+  let c = t % prm.C;
+  var r = t / prm.C;
+  let x = r % Wo; r /= Wo;
+  let y = r % Ho;
+  let b = r / Ho;
+  let i0 = ((b * prm.H + 2u * y) * prm.W + 2u * x) * prm.C + c;
   let i1 = i0 + prm.W * prm.C;
+  let v = vec4<f32>(fwd[i0], fwd[i0 + prm.C], fwd[i1], fwd[i1 + prm.C]);
   // The window's first maximum, in (0,0), (0,1), (1,0), (1,1) order.
-  var best = i0;
-  var m = fwd[i0];
-  if (fwd[i0 + prm.C] > m) { best = i0 + prm.C; m = fwd[best]; }
-  if (fwd[i1] > m) { best = i1; m = fwd[i1]; }
-  if (fwd[i1 + prm.C] > m) { best = i1 + prm.C; }
-  var g = 0.0;
-  if (best == t) { g = src[((b * Ho + y / 2u) * Wo + x / 2u) * prm.C + c]; }
-  dst[t] = g;
+  var best = 0u;
+  var m = v.x;
+  if (v.y > m) { best = 1u; m = v.y; }
+  if (v.z > m) { best = 2u; m = v.z; }
+  if (v.w > m) { best = 3u; }
+  let g = src[t];
+  dst[i0] = select(0.0, g, best == 0u);
+  dst[i0 + prm.C] = select(0.0, g, best == 1u);
+  dst[i1] = select(0.0, g, best == 2u);
+  dst[i1 + prm.C] = select(0.0, g, best == 3u);
 }

@@ -109,4 +109,24 @@ describe('pretraining smoke run and the CLI', () => {
     expect(a.tokens.at(-1)).toBeDefined();
     expect(typeof a.text).toBe('string');
   });
+
+  test('edgetune demo (npm start) asks the embedded model about held-out samples of both worlds and writes their images', () => {
+    const out = path.join(tmp, 'demo');
+    const r = run(['bin/edgetune.mjs', 'demo', '--n', '2', '--out', out]);
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split('\n');
+    // A heading and two sample lines per world, each with the question, the expected answer and the model's.
+    expect(lines.filter((l) => /world/.test(l)).length).toBe(2);
+    const asked = lines.filter((l) => l.startsWith('  '));
+    expect(asked.length).toBe(4);
+    for (const [k, world] of [[0, 'general'], [2, 'inspection']] as const) {
+      for (const i of [0, 1]) {
+        const s = sampleSplit(world, 'test', i);
+        expect(asked[k + i]).toContain(`${s.question}  expected: ${s.answer}`);
+        expect(asked[k + i]).toMatch(/ model: .*(right|wrong|IoU \d\.\d\d|no box|\.png\))/);
+        expect(readFileSync(path.join(out, `${world}-${i}.png`)).subarray(1, 4).toString()).toBe('PNG');
+      }
+    }
+    expect(run(['bin/edgetune.mjs', 'demo', '--n', '0']).err).toMatch(/INVALID_ARGUMENT/);
+  });
 });

@@ -1,6 +1,6 @@
 // Typed wrappers of shaders/conv_stem.wgsl: the 3×3 convolution's columns at stride 1 or 2, with
-// or without coordinate channels (and their gradient back to the input rows) and 2×2 max pooling, forward and backward, for the hybrid
-// ViT's stem.
+// or without coordinate channels (and their gradient back to the input rows) and 2×2 max pooling,
+// forward and backward, for the hybrid ViT's stem.
 import shader from '../../shaders/conv_stem.wgsl';
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
@@ -79,7 +79,7 @@ export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: Ma
   const m = 9 * convInChannels(d.channels, step) * outRows(d, step.stride);
   expectFloats('conv input', x, n);
   expectFloats('conv columns', cols, m);
-  return launch(rt, batch, 'cols3x3', d, layout, m, [x, cols], step);
+  return launch(rt, batch, 'cols3x3', d, layout, m / 9, [x, cols], step);
 }
 
 /**
@@ -114,5 +114,5 @@ export function recordMaxPool2Backward(rt: Runtime, batch: Batch, d: MapDims, a:
   expectFloats('max-pool input', a, 4 * m);
   expectFloats('max-pool output gradient', dy, m);
   expectFloats('max-pool input gradient', da, 4 * m);
-  return launch(rt, batch, 'maxpool2_backward', d, 'rows', 4 * m, [dy, da, a]);
+  return launch(rt, batch, 'maxpool2_backward', d, 'rows', m, [dy, da, a]);
 }

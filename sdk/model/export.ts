@@ -223,12 +223,13 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
   // With coordinates, each Conv's input is first concatenated with the constant coordinate channels
   // of its map (stem_coords.s, (1, 2, n, n): column, row, (2·i + 1)/n − 1), expanded to the batch.
   let map = pixels;
+  const batchDim = stem?.coords ? g.op('Slice', [g.op('Shape', [pixels]), g.ints([0]), g.ints([1])]) : '';
   stem?.channels.forEach((_, s) => {
     const { stride, pad } = stem.step(s);
     if (stem.coords) {
       const n = cfg.imageSize / 2 ** s;
       const coords = g.floatInit(`stem_coords.${s}`, [1, 2, n, n], stemCoordinates(n));
-      const shape = g.op('Concat', [g.op('Slice', [g.op('Shape', [map]), g.ints([0]), g.ints([1])]), g.ints([2, n, n])], { axis: 0 });
+      const shape = g.op('Concat', [batchDim, g.ints([2, n, n])], { axis: 0 });
       map = g.op('Concat', [map, g.op('Expand', [coords, shape])], { axis: 1 });
     }
     const z = g.op('Conv', [map, V(`embeddings.stem.${s}.weight`), V(`embeddings.stem.${s}.bias`)], { kernel_shape: [3, 3], pads: [pad, pad, 1, 1], ...(stride === 2 ? { strides: [2, 2] } : {}) });

@@ -83,10 +83,10 @@ export class ConvStem implements Layer {
     // depend on where a shape is. With He-initialised coordinate rows the encoder phase was still
     // at chance on shapes at step 430 of 533 (README: The tiny VLM, "Coordinate channels").
     this.convs = this.channels.map((c, s) => {
-      const cin = this.stageInChannels(s);
-      const weight = new Float32Array(9 * this.convInChannels(s) * c);
+      const cin = this.stageInChannels(s), k = 9 * this.convInChannels(s);
+      const weight = new Float32Array(k * c);
       weight.set(normalInit(9 * cin * c, Math.sqrt(2 / (9 * cin)), seed * 7 + s));
-      return new Dense(rt, { inFeatures: 9 * this.convInChannels(s), outFeatures: c, bias: true, trainable: o.trainable ?? true, weight });
+      return new Dense(rt, { inFeatures: k, outFeatures: c, bias: true, trainable: o.trainable ?? true, weight });
     });
     this.acts = new Activations(rt);
   }
