@@ -2,7 +2,7 @@
 // edgetune command line. `edgetune selfcheck` prints the WebGPU adapter and checks a
 // matmul against a float64 CPU reference; `ask`, `eval` and `demo` run a model package (the
 // embedded one by default).
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const BUNDLE = new URL('../dist/edgetune.js', import.meta.url);
@@ -107,6 +107,11 @@ async function evalCmd(args) {
   return 0;
 }
 
+/** ' [x0, y0, x1, y1] …' of boxes in pixels, rounded; '' for none. */
+function pixelBoxes(boxes) {
+  return boxes.map((b) => ` [${[b.x0, b.y0, b.x1, b.y1].map((v) => v.toFixed(0)).join(', ')}]`).join('');
+}
+
 /**
  * edgetune demo [--n 6] [--model <dir>] [--out <dir>]: the embedded model on held-out samples of
  * both worlds, one line each (question, expected answer, the model's, IoU for boxes); with --out
@@ -117,7 +122,7 @@ async function demo(args) {
   const n = Number(f.n ?? 6);
   if (!Number.isInteger(n) || n < 1) throw new EdgeTuneError('INVALID_ARGUMENT', `--n must be a positive integer, got ${f.n}`);
   const vlm = await VLM.load(requireModel(f));
-  if (f.out) (await import('node:fs')).mkdirSync(f.out, { recursive: true });
+  if (f.out) mkdirSync(f.out, { recursive: true });
   for (const world of ['general', 'inspection']) {
     console.log(`${world} world (${world === 'general' ? 'pretraining domain' : 'held out: zero-shot, what adaptation is for'}), test split:`);
     for (let i = 0; i < n; i++) {
@@ -129,14 +134,14 @@ async function demo(args) {
         const b = r.boxes[0];
         score = b ? `  IoU ${iou({ x0: b.x0 / w, y0: b.y0 / h, x1: b.x1 / w, y1: b.y1 / h }, s.boxes[0]).toFixed(2)}` : '  no box';
       } else if (s.type !== 'caption') score = normaliseAnswer(r.text) === normaliseAnswer(s.answer) ? '  right' : '  wrong';
-      const box = r.boxes.length > 0 ? ' ' + r.boxes.map((b) => `[${[b.x0, b.y0, b.x1, b.y1].map((v) => v.toFixed(0)).join(', ')}]`).join(' ') : '';
       let file = '';
       if (f.out) {
         file = `${f.out}/${world}-${i}.png`;
-        (await import('node:fs')).writeFileSync(file, encodePNG(s.image));
+        writeFileSync(file, encodePNG(s.image));
         file = `  (${file})`;
       }
-      console.log(`  ${s.question}  expected: ${s.answer}${s.boxes.length ? ' ' + s.boxes.map((b) => `[${[b.x0 * w, b.y0 * h, b.x1 * w, b.y1 * h].map((v) => v.toFixed(0)).join(', ')}]`).join(' ') : ''}  model: ${r.text}${box}${score}${file}`);
+      const truth = s.boxes.map((b) => ({ x0: b.x0 * w, y0: b.y0 * h, x1: b.x1 * w, y1: b.y1 * h }));
+      console.log(`  ${s.question}  expected: ${s.answer}${pixelBoxes(truth)}  model: ${r.text}${pixelBoxes(r.boxes)}${score}${file}`);
     }
   }
   return 0;

@@ -111,19 +111,26 @@ fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   dst[t] = s;
 }
 
+// Elements of the pooled map (B·(H/2)·(W/2), C).
+fn pooledCount() -> u32 {
+  return prm.B * (prm.H / 2u) * (prm.W / 2u) * prm.C;
+}
+
+// Offset in the (B·H·W, C) input of the top-left element of pooled element t's 2×2 window.
+fn windowStart(t: u32) -> u32 {
+  let c = t % prm.C;
+  var r = t / prm.C;
+  let x = r % (prm.W / 2u); r /= prm.W / 2u;
+  let y = r % (prm.H / 2u);
+  let b = r / (prm.H / 2u);
+  return ((b * prm.H + 2u * y) * prm.W + 2u * x) * prm.C + c;
+}
+
 @compute @workgroup_size(WG)
 fn maxpool2_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
-  let Ho = prm.H / 2u;
-  let Wo = prm.W / 2u;
-  let n = prm.B * Ho * Wo * prm.C;
-  if (t >= n) { return; }
-  let c = t % prm.C;
-  var r = t / prm.C;
-  let x = r % Wo; r /= Wo;
-  let y = r % Ho;
-  let b = r / Ho;
-  let i0 = ((b * prm.H + 2u * y) * prm.W + 2u * x) * prm.C + c;
+  if (t >= pooledCount()) { return; }
+  let i0 = windowStart(t);
   let i1 = i0 + prm.W * prm.C;
   dst[t] = max(max(src[i0], src[i0 + prm.C]), max(src[i1], src[i1 + prm.C]));
 }
@@ -132,15 +139,8 @@ fn maxpool2_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(WG)
 fn maxpool2_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
-  let Ho = prm.H / 2u;
-  let Wo = prm.W / 2u;
-  if (t >= prm.B * Ho * Wo * prm.C) { return; }
-  let c = t % prm.C;
-  var r = t / prm.C;
-  let x = r % Wo; r /= Wo;
-  let y = r % Ho;
-  let b = r / Ho;
-  let i0 = ((b * prm.H + 2u * y) * prm.W + 2u * x) * prm.C + c;
+  if (t >= pooledCount()) { return; }
+  let i0 = windowStart(t);
   let i1 = i0 + prm.W * prm.C;
   let v = vec4<f32>(fwd[i0], fwd[i0 + prm.C], fwd[i1], fwd[i1 + prm.C]);
   // The window's first maximum, in (0,0), (0,1), (1,0), (1,1) order.
