@@ -22,6 +22,21 @@ function randomBoxes(n: number, seed: number): Box[] {
 const maxCornerError = (a: Box, b: Box) => Math.max(Math.abs(a.x0 - b.x0), Math.abs(a.y0 - b.y0), Math.abs(a.x1 - b.x1), Math.abs(a.y1 - b.y1));
 
 describe('patch2d (Kosmos-2)', () => {
+  it('corners in the wrong order decode to the box they span (x0 ≤ x1, y0 ≤ y1)', () => {
+    const G = 16, codec = { kind: 'patch2d', grid: G } as const;
+    // (row 2, col 9) then (row 7, col 3): the second corner is left of the first.
+    expect(decodeBox([2 * G + 9, 7 * G + 3], codec)).toEqual(decodeBox([2 * G + 3, 7 * G + 9], codec));
+    // Bottom-right above and left of top-left: the same box as in order.
+    expect(decodeBox([7 * G + 9, 2 * G + 3], codec)).toEqual(decodeBox([2 * G + 3, 7 * G + 9], codec));
+    // One row: the cells' extent, whichever comes first.
+    expect(decodeBox([4 * G + 5, 4 * G + 2], codec)).toEqual({ x0: 2 / G, y0: 4 / G, x1: 6 / G, y1: 5 / G });
+    for (const c of [PALIGEMMA_CODEC, FLORENCE2_CODEC]) {
+      const b = decodeBox([700, 600, 100, 200], c);
+      expect(b.x0).toBeLessThanOrEqual(b.x1);
+      expect(b.y0).toBeLessThanOrEqual(b.y1);
+      expect(b).toEqual(decodeBox([100, 200, 700, 600], c));
+    }
+  });
   it("matches transformers' example: <patch_index_0044><patch_index_0863> on the 32×32 grid", () => {
     const box = decodeBox([44, 863], KOSMOS2_CODEC);
     expect(box).toEqual({ x0: 0.390625, y0: 0.046875, x1: 0.984375, y1: 0.828125 });

@@ -150,6 +150,15 @@ describe('learning-rate schedule', () => {
     expect(learningRate(s, 110)).toBeCloseTo(1e-5, 12);
     expect(learningRate(s, 500)).toBeCloseTo(1e-5, 12);
   });
+  test('a second cycle (then) restarts after total with its own warmup and cosine; the first cycle is unchanged', () => {
+    const r = { ...s, then: { lr: 4e-4, warmup: 4, total: 20, minLr: 4e-5 } };
+    for (let t = 1; t <= 110; t++) expect(learningRate(r, t)).toBe(learningRate(s, t));
+    expect(learningRate(r, 111)).toBeCloseTo(1e-4, 12);
+    expect(learningRate(r, 114)).toBeCloseTo(4e-4, 12);
+    expect(learningRate(r, 122)).toBeCloseTo((4e-4 + 4e-5) / 2, 12);
+    expect(learningRate(r, 130)).toBeCloseTo(4e-5, 12);
+    expect(learningRate(r, 900)).toBeCloseTo(4e-5, 12);
+  });
   test('monotone after warmup', () => {
     for (let t = 11; t < 110; t++) expect(learningRate(s, t + 1)).toBeLessThanOrEqual(learningRate(s, t));
   });

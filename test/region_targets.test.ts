@@ -11,7 +11,7 @@ import { formatAnswer } from '../sdk/data/answer.js';
 import { Tokenizer } from '../sdk/model/tokenizer.js';
 import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
 import { boxToTokenIds } from '../sdk/model/box_codec.js';
-import { anchorRows, questionQuery, REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords } from '../sdk/train/region_targets.js';
+import { anchorRows, questionQuery, REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords, type RegionWord } from '../sdk/train/region_targets.js';
 import { matchSample, PRETRAIN_REGION_WORDS, pretrainBatch, regionAttribute } from '../sdk/train/vlm_pretrain.js';
 import { NUMBER_WORDS } from '../sdk/data/text.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
@@ -249,6 +249,22 @@ describe('image-row targets in a VLM batch', () => {
       expect([...all.targets.subarray(b * all.seq, b * all.seq + P)]).toEqual([...regionMatches(tok, s, P)!]);
       expect([...all.regions!.subarray(b * P, (b + 1) * P)]).toEqual([...regionTargets(tok, s, P, 'shape')]);
     }
+    // countMatch: every `how many …?` sample takes match targets (its anchors), the others keep the draw of match.
+    const draw = { rows: ['shape'] as RegionWord[], head: null, match: 0 };
+    const counts = pretrainBatch(vlm, 1, 8, ['count', 'color'], () => false, true, { ...draw, countMatch: true });
+    const plain = pretrainBatch(vlm, 1, 8, ['count', 'color'], () => false, true, draw);
+    let countN = 0;
+    for (let b = 0; b < 8; b++) {
+      const s = sampleSplit('general', 'train', b, { size: 16, types: ['count', 'color'] });
+      const rows = (mb: typeof counts) => [...mb.targets.subarray(b * mb.seq, b * mb.seq + P)];
+      expect(rows(plain)).toEqual([...regionTargets(tok, s, P, 'shape')]);
+      if (s.type === 'count') {
+        countN++;
+        expect(rows(counts)).toEqual([...regionMatches(tok, s, P)!]);
+      } else expect(rows(counts)).toEqual(rows(plain));
+    }
+    expect(countN).toBeGreaterThan(0);
+    expect(countN).toBeLessThan(8);
   });
 
   test('questionQuery: the colour and shape words of every general-world question form', () => {

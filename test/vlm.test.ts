@@ -224,15 +224,19 @@ describe('training and asking', () => {
 });
 
 describe('pretraining', () => {
-  test('a run resumed from a checkpoint of either phase reproduces the uninterrupted losses', async () => {
+  test('a run resumed from a checkpoint of any phase reproduces the uninterrupted losses; the refine phase leaves the steps before it unchanged', async () => {
     const rt = await testRuntime();
-    // Steps 1–3: the encoder phase; 4–7: the VLM's. Checkpoints at 2 (encoder: its head and
-    // optimizer state), 4 and 6 (VLM).
-    const base = { config: CFG, steps: 4, encoderSteps: 3, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
+    // Steps 1–3: the encoder phase; 4–7: the VLM's; 8–9: the refine phase. Checkpoints at 2
+    // (encoder: its head and optimizer state), 4, 6 and 8 (VLM).
+    const base = { config: CFG, steps: 4, encoderSteps: 3, refineSteps: 2, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
     const whole = await pretrain(rt, { ...base, out: path.join(tmp, 'whole') });
-    expect(whole.step).toBe(7);
-    expect([...whole.losses.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    for (const [cutAt, from] of [[3, 2], [5, 4]] as const) {
+    expect(whole.step).toBe(9);
+    expect([...whole.losses.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // The refine phase leaves the steps before it as a run without it has them.
+    const unrefined = await pretrain(rt, { ...base, refineSteps: 0, checkpointEvery: 0, out: path.join(tmp, 'unrefined') });
+    expect(unrefined.step).toBe(7);
+    for (let t = 1; t <= 7; t++) expect(unrefined.losses.get(t), `step ${t}`).toBe(whole.losses.get(t));
+    for (const [cutAt, from] of [[3, 2], [5, 4], [8, 8]] as const) {
       const dir = path.join(tmp, `cut${cutAt}`);
       const cut = await pretrain(rt, { ...base, out: dir, stopAt: cutAt });
       expect(cut.step).toBe(cutAt);
@@ -240,7 +244,7 @@ describe('pretraining', () => {
       const lines: string[] = [];
       const resumed = await pretrain(rt, { ...base, out: dir, resume: true, log: (l) => lines.push(l) });
       expect(lines[0]).toBe(`resumed from ${dir}/checkpoint at step ${from}`);
-      expect([...resumed.losses.keys()]).toEqual([3, 4, 5, 6, 7].filter((t) => t > from));
+      expect([...resumed.losses.keys()]).toEqual([3, 4, 5, 6, 7, 8, 9].filter((t) => t > from));
       for (const t of resumed.losses.keys()) expect(resumed.losses.get(t), `step ${t} after resuming at ${from}`).toBe(whole.losses.get(t));
       const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
       for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);

@@ -138,7 +138,11 @@ export function encodeBox(box: Box, codec: LocCodec): number[] {
   return codec.order === 'xyxy' ? [a, b, c, d] : [b, a, d, c];
 }
 
-/** The box that cells decode to (inverse of encodeBox up to the quantisation). */
+/**
+ * The box that cells decode to (inverse of encodeBox up to the quantisation). Corners given in
+ * the wrong order (a generated bottom-right cell left of or above the top-left one) decode to
+ * the box they span, so x0 ≤ x1 and y0 ≤ y1 always hold.
+ */
 export function decodeBox(cells: ArrayLike<number>, codec: LocCodec): Box {
   const n = locCells(codec);
   const want = codec.kind === 'patch2d' ? 2 : 4;
@@ -150,8 +154,10 @@ export function decodeBox(cells: ArrayLike<number>, codec: LocCodec): Box {
   if (codec.kind === 'patch2d') {
     const G = codec.grid;
     const cs = 1 / G;
-    const [ul, lr] = [cells[0]!, cells[1]!];
-    const ux = ul % G, uy = Math.floor(ul / G), lx = lr % G, ly = Math.floor(lr / G);
+    const [a, b] = [cells[0]!, cells[1]!];
+    const ux = Math.min(a % G, b % G), lx = Math.max(a % G, b % G);
+    const uy = Math.min(Math.floor(a / G), Math.floor(b / G)), ly = Math.max(Math.floor(a / G), Math.floor(b / G));
+    const ul = uy * G + ux, lr = ly * G + lx;
     if (ul === lr || ux === lx || uy === ly) {
       return { x0: ux * cs, y0: uy * cs, x1: (lx + 1) * cs, y1: (ly + 1) * cs };
     }
@@ -160,7 +166,8 @@ export function decodeBox(cells: ArrayLike<number>, codec: LocCodec): Box {
   const N = codec.bins;
   const at = (k: number) => (codec.quantize === 'round' ? k / (N - 1) : (k + 0.5) / N);
   const [a, b, c, d] = [at(cells[0]!), at(cells[1]!), at(cells[2]!), at(cells[3]!)];
-  return codec.order === 'xyxy' ? { x0: a, y0: b, x1: c, y1: d } : { x0: b, y0: a, x1: d, y1: c };
+  const [x0, y0, x1, y1] = codec.order === 'xyxy' ? [a, b, c, d] : [b, a, d, c];
+  return { x0: Math.min(x0, x1), y0: Math.min(y0, y1), x1: Math.max(x0, x1), y1: Math.max(y0, y1) };
 }
 
 function checkOffset(locOffset: number): number {

@@ -1,4 +1,5 @@
-// Learning-rate schedule: linear warmup, then cosine decay to `minLr`.
+// Learning-rate schedule: linear warmup, then cosine decay to `minLr`; optionally a second cycle
+// (`then`) after `total` steps, with its own warmup, peak and length (a warm restart).
 
 export interface LrSchedule {
   /** Peak learning rate. */
@@ -9,10 +10,13 @@ export interface LrSchedule {
   total: number;
   /** Final rate (default lr / 10). */
   minLr?: number;
+  /** A cycle after this one: step total + u follows `then` at step u (u ≥ 1). Absent: minLr from `total` on. */
+  then?: LrSchedule;
 }
 
 /** The learning rate at 1-based step `t`. */
 export function learningRate(s: LrSchedule, t: number): number {
+  if (s.then && t > s.total) return learningRate(s.then, t - s.total);
   const warmup = s.warmup ?? 0;
   const minLr = s.minLr ?? s.lr / 10;
   if (t <= warmup) return (s.lr * t) / warmup;
