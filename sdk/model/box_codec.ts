@@ -157,8 +157,7 @@ export function decodeBox(cells: ArrayLike<number>, codec: LocCodec): Box {
     const [a, b] = [cells[0]!, cells[1]!];
     const ux = Math.min(a % G, b % G), lx = Math.max(a % G, b % G);
     const uy = Math.min(Math.floor(a / G), Math.floor(b / G)), ly = Math.max(Math.floor(a / G), Math.floor(b / G));
-    const ul = uy * G + ux, lr = ly * G + lx;
-    if (ul === lr || ux === lx || uy === ly) {
+    if (ux === lx || uy === ly) {
       return { x0: ux * cs, y0: uy * cs, x1: (lx + 1) * cs, y1: (ly + 1) * cs };
     }
     return { x0: (ux + 0.5) * cs, y0: (uy + 0.5) * cs, x1: (lx + 0.5) * cs, y1: (ly + 0.5) * cs };

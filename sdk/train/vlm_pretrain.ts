@@ -13,7 +13,7 @@
 // Before all that, an encoder phase of `encoderSteps` steps trains the vision encoder alone with
 // a linear head on its rows (EncoderTrainer; PRETRAIN_ENCODER_FRACTION).
 // After the VLM's `steps`, a refine phase of `refineSteps` more VLM steps restarts the learning
-// rate (a second warmup and cosine, PRETRAIN_REFINE_LR) on fresh samples of the whole world; the
+// rate (a second warmup and cosine, PRETRAIN_REFINE_LR) on fresh samples of its own mix; the
 // steps before it are those of a run without it, bit for bit. Steps are numbered across the
 // phases: 1 … E the encoder's, E + 1 … E + steps the VLM's, then E + steps + 1 … E + steps + R
 // the refine phase's.
@@ -213,12 +213,15 @@ export const PRETRAIN_REFINE_LR = 0.75;
  * After the VLM phase, colours, shapes and yes/no are right nine times in ten or more, but counts
  * stay near chance: the answer counts every object, whatever its shape. Counting is learnable by
  * this model (the replica, refined on counts alone: 76%), but PRETRAIN_MIX's share of counts
- * (3 of 13) leaves it at 32% and 4 of 13 at 32% too; 12 of 22 reached 56% with the other forms
- * kept (README: Pretraining, the refine phase).
+ * (3 of 13) leaves it at 32% and 4 of 13 at 32% too; this mix (15 of 25) took it to 58% in the
+ * engine with the other forms kept (README: Quality, the refine recipes).
  */
 export const PRETRAIN_REFINE_MIX: readonly string[] = ['color', 'shape', 'exists', 'exists', 'locate', 'locate', 'locate', 'locate', 'locate', 'caption', ...Array<string>(15).fill('count')];
 /** The refine phase's image-row targets: PRETRAIN_REGION_WORDS, and match targets on every count sample. */
 export const PRETRAIN_REFINE_WORDS: RegionWordChoice = { ...PRETRAIN_REGION_WORDS, countMatch: true };
+
+/** Share of a phase's steps over which the VLM and refine phases warm their learning rate up. */
+const WARMUP_FRACTION = 0.05;
 
 /** Soft targets at location tokens: a Gaussian of 0.7 cells, half of the mass on the hard cell's one-hot. */
 export const PRETRAIN_GROUNDING = { kernel: { kind: 'gaussian', sigma: 0.7 } as LabelKernel, mix: 0.5 };
@@ -348,7 +351,8 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const refineLr = o.refineLr ?? lr * PRETRAIN_REFINE_LR;
   const refineMix = o.refineMix ?? PRETRAIN_REFINE_MIX;
   const refineWords = o.refineWords ?? PRETRAIN_REFINE_WORDS;
-  const warmup = o.warmup ?? Math.max(1, Math.round(steps * 0.05));
+  const warmupOf = (n: number) => Math.max(1, Math.round(n * WARMUP_FRACTION));
+  const warmup = o.warmup ?? warmupOf(steps);
   const log = o.log ?? ((l: string) => console.log(l));
   const logEvery = o.logEvery ?? 10;
   const ckDir = o.checkpointDir ?? `${o.out}/checkpoint`;
@@ -368,7 +372,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const vlmHeadParams = vlmHead ? regionHeadParams(vlmHead) : [];
   let encoder = E > 0 ? new EncoderTrainer(vlm, { lr, weightDecay, schedule: { lr, warmup: Math.max(1, Math.round(E * ENCODER_WARMUP_FRACTION)), total: E, minLr: lr }, head: head! }) : null;
   let trainer = null as VlmTrainer | null;
-  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10, ...(R > 0 && { then: { lr: refineLr, warmup: Math.max(1, Math.round(R * 0.05)), total: R, minLr: refineLr / 10 } }) }, grounding, regionHead: vlmHead }));
+  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10, ...(R > 0 && { then: { lr: refineLr, warmup: warmupOf(R), total: R, minLr: refineLr / 10 } }) }, grounding, regionHead: vlmHead }));
   /** Steps done, across both phases. */
   const done = () => (trainer ? E + trainer.step : (encoder?.step ?? 0));
   /** The encoder phase's head and optimizer state go once the VLM phase starts. */
