@@ -44,7 +44,7 @@ export { generate, pickToken, logSoftmaxAt, type GenerateOptions, type Generated
 export { param, setTrainable, Activations, type Param, type Layer } from './nn/module.js';
 export { VisionEncoder, VisionLayer, Connector, STEM_EMBED_STD, STEM_CONNECTOR_STD, type VisionConfig } from './nn/vit.js';
 export { ConvStem, type ConvStemOptions } from './nn/conv_stem.js';
-export { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type MapDims, type MapLayout, type ConvStep } from './kernels/conv_stem.js';
+export { colsPitch, recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type MapDims, type MapLayout, type ConvStep } from './kernels/conv_stem.js';
 export { VLM, tinyVlmConfig, smokeVlmConfig, type VlmConfig, type AskOptions, type AskResult, type LoadOptions } from './model/vlm.js';
 export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type VlmSequence, type VlmBatchLayout } from './model/prompt.js';
 export { VlmTrainer, vlmBatch, type VlmBatch, type VlmItem, type VlmGrounding, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';

@@ -5,10 +5,12 @@
 // The convolution's output map is Ho × Wo, Ho = ⌊(H − 1)/S⌋ + 1 (H/S for even H and S = 2).
 // With E = 2 the input has two more channels, coordinates (CoordConv): channel C is the pixel's
 // column and C + 1 its row, each mapped to (2·i + 1)/n − 1 in (−1, 1); C' = C + E.
-//   cols3x3          cols (B·Ho·Wo, 9·C'), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
+// The columns' rows are Kp ≥ 9·C' floats apart (Kp: 9·C' rounded up to a multiple of 4, so that
+// the matmul over them takes its vec4 path; the Kp − 9·C' columns past the last are zero).
+//   cols3x3          cols (B·Ho·Wo, Kp), column c·9 + ky·3 + kx (channel-major, as the ONNX Conv
 //                    weight (Cout, C', 3, 3) reshaped to (Cout, 9·C') and transposed):
 //                    cols[(b·Ho + y)·Wo + x, c·9 + ky·3 + kx] = x[b, c, S·y + ky − P, S·x + kx − P], 0 outside.
-//   cols3x3_backward dx (B·H·W, C) from dcols (B·Ho·Wo, 9·C'), NHWC only (the pixels need none;
+//   cols3x3_backward dx (B·H·W, C) from dcols (B·Ho·Wo, Kp), NHWC only (the pixels need none;
 //                    the coordinates are constants):
 //                    dx[b, y, x, c] = Σ_{ky,kx} dcols[(b·Ho + oy)·Wo + ox, c·9 + ky·3 + kx] over the
 //                    windows with S·oy = y − ky + P, S·ox = x − kx + P inside the output map. A gather:
@@ -22,8 +24,8 @@
 // invocation's index arithmetic costs about as much as its loads, so fewer, fatter ones win.
 
 // H, W: the input map; S, P: the convolution's stride and leading padding; E: coordinate channels
-// (0 or 2). The pooling entries ignore S, P and E.
-struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, S: u32, P: u32, E: u32 }
+// (0 or 2); Kp: the columns' row pitch. The pooling entries ignore S, P, E and Kp.
+struct Params { B: u32, C: u32, H: u32, W: u32, nhwc: u32, S: u32, P: u32, E: u32, Kp: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 const WG: u32 = 64u;
 
@@ -51,12 +53,12 @@ fn at(b: u32, c: u32, y: u32, x: u32) -> u32 {
 }
 
 // One invocation per (output pixel, input channel c'): its 9 columns c'·9 … c'·9 + 8, one input
-// address computation per tap instead of per column, and 9× fewer invocations.
+// address computation per tap instead of per column, and 9× fewer invocations. The last channel's
+// invocation also zeroes the row's pitch padding.
 @compute @workgroup_size(WG)
 fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
   let Cp = prm.C + prm.E;
-  let K = 9u * Cp;
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
   if (t >= prm.B * Ho * Wo * Cp) { return; }
@@ -65,7 +67,11 @@ fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let x = r % Wo; r /= Wo;
   let y = r % Ho;
   let b = r / Ho;
-  let base = ((b * Ho + y) * Wo + x) * K + c * 9u;
+  let row = ((b * Ho + y) * Wo + x) * prm.Kp;
+  let base = row + c * 9u;
+  if (c + 1u == Cp) {
+    for (var j = 9u * Cp; j < prm.Kp; j++) { dst[row + j] = 0.0; }
+  }
   for (var ky = 0u; ky < 3u; ky++) {
     // S·y + ky − P without going below 0: compare before subtracting.
     let sy = prm.S * y + ky;
@@ -92,7 +98,6 @@ fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   if (t >= n) { return; }
   let e = elementOf(t);
   let b = e.x; let y = e.y; let x = e.z; let c = e.w;
-  let K = 9u * (prm.C + prm.E);
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
   var s = 0.0;
@@ -105,7 +110,7 @@ fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
       let ox1 = x + prm.P;
       if (ox1 < kx || (ox1 - kx) % prm.S != 0u || (ox1 - kx) / prm.S >= Wo) { continue; }
       let ox = (ox1 - kx) / prm.S;
-      s += src[((b * Ho + oy) * Wo + ox) * K + c * 9u + ky * 3u + kx];
+      s += src[((b * Ho + oy) * Wo + ox) * prm.Kp + c * 9u + ky * 3u + kx];
     }
   }
   dst[t] = s;

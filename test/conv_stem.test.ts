@@ -4,7 +4,7 @@
 // parameter gradients against the float64 stem.
 import { describe, expect, it } from 'vitest';
 import { Tensor } from '../sdk/index.js';
-import { recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward } from '../sdk/kernels/conv_stem.js';
+import { colsPitch, recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward } from '../sdk/kernels/conv_stem.js';
 import { ConvStem } from '../sdk/nn/conv_stem.js';
 import { testRuntime } from './helpers/runtime.js';
 import { randn, relError } from './helpers/reference.js';
@@ -116,6 +116,55 @@ describe('conv_stem kernels against the references', () => {
     if (!coords) expect(Array.from(got)).toEqual(Array.from(want));
     else expect(Math.max(...got.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-6);
     xt.release();
+    cols.release();
+  });
+
+  it.each([['nchw', 1, 1, false, 28], ['rows', 2, 0, false, 31], ['nchw', 2, 1, true, 48]] as const)('3×3 columns of a %s map at stride %i, pad %i, coordinates %s into rows of pitch %i: the columns, then zeros (3 channels, 7×9)', async (layout, stride, pad, coords, pitch) => {
+    const rt = await testRuntime();
+    const [B, C, H, W] = [2, 3, 7, 9];
+    const K = 9 * (C + (coords ? 2 : 0));
+    const x = randn(B * C * H * W, 7);
+    const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
+    // The buffer starts full of ones, so the padding must be written, not left as it was.
+    const xt = Tensor.from(rt, x, [x.length]), cols = Tensor.from(rt, new Float32Array(rows * pitch).fill(1), [rows * pitch]);
+    const batch = rt.batch('cols pitch');
+    await recordConvCols(rt, batch, { batch: B, channels: C, height: H, width: W }, layout, xt.buffer, cols.buffer, { stride, pad, coords }, pitch);
+    await batch.submit();
+    const want = convColsRef(x, layout, B, C, H, W, stride, pad, coords);
+    const got = await cols.read();
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < K; j++) expect(Math.abs(got[r * pitch + j]! - want[r * K + j]!)).toBeLessThan(1e-6);
+      for (let j = K; j < pitch; j++) expect(got[r * pitch + j]).toBe(0);
+    }
+    xt.release();
+    cols.release();
+  });
+
+  it.each([[1, 1, false, 28], [2, 0, true, 47]] as const)('columns backward at stride %i, pad %i (coordinates %s) reads rows of pitch %i and skips the padding', async (stride, pad, coords, pitch) => {
+    const rt = await testRuntime();
+    const [B, C, H, W] = [2, 3, 5, 6];
+    const K = 9 * (C + (coords ? 2 : 0));
+    const rows = B * convSideRef(H, stride) * convSideRef(W, stride);
+    const g = randn(rows * K, 8);
+    // Padding of large values: read by mistake, it would show in dx.
+    const gp = new Float32Array(rows * pitch).fill(1e3);
+    for (let r = 0; r < rows; r++) gp.set(g.subarray(r * K, (r + 1) * K), r * pitch);
+    const gt = Tensor.from(rt, gp, [gp.length]), dx = Tensor.empty(rt, [B * H * W * C]);
+    const batch = rt.batch('cols backward pitch');
+    await recordConvColsBackward(rt, batch, { batch: B, channels: C, height: H, width: W }, gt.buffer, dx.buffer, { stride, pad, coords }, pitch);
+    await batch.submit();
+    expect(relError(await dx.read(), convColsBackwardRef(g, B, C, H, W, stride, pad, coords))).toBeLessThan(1e-6);
+    gt.release();
+    dx.release();
+  });
+
+  it('a column pitch below 9·C\' is INVALID_ARGUMENT', async () => {
+    const rt = await testRuntime();
+    const x = Tensor.empty(rt, [3 * 16]), cols = Tensor.empty(rt, [16 * 28]);
+    expectCode(() => recordConvCols(rt, rt.batch('bad'), { batch: 1, channels: 3, height: 4, width: 4 }, 'nchw', x.buffer, cols.buffer, undefined, 26), 'INVALID_ARGUMENT');
+    expect(colsPitch(27)).toBe(28);
+    expect(colsPitch(144)).toBe(144);
+    x.release();
     cols.release();
   });
 

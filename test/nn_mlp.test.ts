@@ -8,6 +8,7 @@ import { grid2d } from '../sdk/kernels/grid.js';
 import { Params } from '../sdk/gpu/launch.js';
 import elementwise from '../shaders/elementwise.wgsl';
 import { testRuntime } from './helpers/runtime.js';
+import { expectCode, expectRejects } from './helpers/errors.js';
 import { randn, relError } from './helpers/reference.js';
 import {
   denseBackwardRef, denseRef, dotLoss, erf, finiteDiff, geluBackwardRef, geluMlpBackwardRef, geluMlpRef, geluRef,
@@ -111,6 +112,51 @@ describe('Dense', () => {
     dense.release();
     xt.release();
     dyt.release();
+  });
+
+  it.each([[37, 27, 16, 28], [9, 5, 3, 8], [6, 45, 7, 48]] as const)('inPitch: m=%i in=%i out=%i over x rows of %i (zeros past in): forward, dx (m, pitch), dW, db accumulating', async (m, k, n, p) => {
+    const rt = await testRuntime();
+    const x = randn(m * k, m + 2 * k), w = randn(k * n, n + 1), b = randn(n, 5), dy = randn(m * n, 6);
+    const xp = new Float32Array(m * p);
+    for (let r = 0; r < m; r++) xp.set(x.subarray(r * k, (r + 1) * k), r * p);
+    const dense = new Dense(rt, { inFeatures: k, outFeatures: n, weight: w, biasValue: b, inPitch: p });
+    expect(dense.inPitch).toBe(p);
+    const xt = Tensor.from(rt, xp, [m, p]);
+    const dyt = Tensor.from(rt, dy, [m, n]);
+    const batch = rt.batch('dense pitch');
+    const y = await dense.forward(batch, xt);
+    const dx = await dense.backward(batch, dyt);
+    await dense.backwardParams(batch, dyt);
+    await batch.submit();
+    expect(relError(await y.read(), denseRef(x, w, b, m, k, n))).toBeLessThan(TOL);
+    const g = denseBackwardRef(x, w, dy, m, k, n);
+    const dxp = await dx.read();
+    expect(dxp.length).toBe(m * p);
+    const dxs = new Float32Array(m * k);
+    for (let r = 0; r < m; r++) {
+      dxs.set(dxp.subarray(r * p, r * p + k), r * k);
+      for (let j = k; j < p; j++) expect(dxp[r * p + j]).toBe(0);
+    }
+    expect(relError(dxs, g.dx)).toBeLessThan(TOL);
+    // The gradient is W's shape (in, out), added to twice.
+    expect(relError(await dense.weight.grad!.read(), g.dw.map((v) => 2 * v))).toBeLessThan(TOL);
+    expect(relError(await dense.bias!.grad!.read(), g.db.map((v) => 2 * v))).toBeLessThan(TOL);
+    // W itself is untouched: the padded copy is the layer's own.
+    expect(Array.from(await dense.weight.value.read())).toEqual(Array.from(w));
+    dense.release();
+    xt.release();
+    dyt.release();
+  });
+
+  it('inPitch below inFeatures is INVALID_ARGUMENT; x must hold whole rows of the pitch', async () => {
+    const rt = await testRuntime();
+    expectCode(() => new Dense(rt, { inFeatures: 5, outFeatures: 2, inPitch: 4 }), 'INVALID_ARGUMENT');
+    expectCode(() => new Dense(rt, { inFeatures: 5, outFeatures: 2, inPitch: 6.5 }), 'INVALID_ARGUMENT');
+    const dense = new Dense(rt, { inFeatures: 5, outFeatures: 2, inPitch: 8 });
+    const x = Tensor.from(rt, randn(10, 1), [2, 5]);
+    await expectRejects(dense.forward(rt.batch('bad'), x), 'SHAPE_MISMATCH');
+    x.release();
+    dense.release();
   });
 
   it('frozen: dx only; a given Tensor weight is borrowed, not freed', async () => {

@@ -131,3 +131,33 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     t.release();
   });
 });
+
+describe('waiting for the GPU in Node (sdk/gpu/wait.ts)', () => {
+  test('settle resolves and rejects as the promise does, and timers run while it waits', async () => {
+    const { settle } = await import('../sdk/gpu/wait.js');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const v = await settle(new Promise<number>((r) => setTimeout(() => r(42), 60)), 1);
+    clearInterval(timer);
+    expect(v).toBe(42);
+    expect(ticks).toBeGreaterThan(0);
+    const err = new Error('boom');
+    await expect(settle(Promise.reject(err), 1)).rejects.toBe(err);
+  });
+
+  test('a runtime waits in slices of 1 ms by default; waitSliceMs 0 gives the same results; a bad value is INVALID_ARGUMENT', async () => {
+    const rt = await testRuntime();
+    expect(rt.waitSliceMs).toBe(1);
+    await expect(createRuntime({ waitSliceMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(createRuntime({ waitSliceMs: Number.NaN })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const spin = await createRuntime({ waitSliceMs: 0 });
+    expect(spin.waitSliceMs).toBe(0);
+    const { ops } = await import('../sdk/index.js');
+    const m = 37, k = 29, n = 19;
+    const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i));
+    const c1 = await ops.matmul(rt, a, b, { m, k, n });
+    const c0 = await ops.matmul(spin, a, b, { m, k, n });
+    expect(Array.from(c1)).toEqual(Array.from(c0));
+    spin.destroy();
+  });
+});

@@ -151,7 +151,7 @@ export class Batch {
     const validation = device.popErrorScope();
     const oom = device.popErrorScope();
     const label = this.label ?? 'batch';
-    return Promise.all([validation, oom, device.queue.onSubmittedWorkDone()]).then(([v, o]) => {
+    return this.rt.settle(Promise.all([validation, oom, device.queue.onSubmittedWorkDone()])).then(([v, o]) => {
       arena?.destroy();
       for (const fn of this.after) fn();
       if (o) throw new EdgeTuneError('TOO_LARGE', `${label}: the GPU ran out of memory (${o.message}); use smaller batches or inputs`);

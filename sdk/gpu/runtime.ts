@@ -3,6 +3,7 @@ import { EdgeTuneError } from '../errors.js';
 import { BufferPool } from './buffers.js';
 import { PipelineCache } from './pipelines.js';
 import { Batch } from './launch.js';
+import { settle } from './wait.js';
 
 export interface RuntimeOptions {
   /** An existing device, e.g. the one onnxruntime-web uses, so that both share buffers. */
@@ -17,6 +18,13 @@ export interface RuntimeOptions {
    * Browsers always keep robustness.
    */
   robust?: boolean;
+  /**
+   * Node only: how the runtime waits for the GPU. Dawn's Node binding polls for as long as a GPU
+   * promise is pending, which keeps a core busy; the runtime sleeps the thread between polls
+   * instead, at most this many ms at a time (default 1; 0 leaves Dawn's polling as it is).
+   * Ignored in browsers.
+   */
+  waitSliceMs?: number;
 }
 
 export interface AdapterSummary {
@@ -39,11 +47,14 @@ export class Runtime {
   readonly pool: BufferPool;
   /** A 16-byte buffer bound where a kernel's optional input is absent. */
   readonly dummy: GPUBuffer;
+  /** Longest sleep between polls while waiting for the GPU (ms); 0: Dawn's own polling (RuntimeOptions.waitSliceMs). */
+  readonly waitSliceMs: number;
   private isLost = false;
 
-  constructor(device: GPUDevice, adapter: AdapterSummary) {
+  constructor(device: GPUDevice, adapter: AdapterSummary, waitSliceMs = 0) {
     this.device = device;
     this.adapter = adapter;
+    this.waitSliceMs = waitSliceMs;
     this.limits = device.limits;
     this.features = new Set(device.features as unknown as Iterable<string>);
     this.lost = device.lost.then((info) => {
@@ -64,6 +75,11 @@ export class Runtime {
     if (this.isLost) {
       throw new EdgeTuneError('DEVICE_LOST', 'the GPU device was lost; create a new runtime with createRuntime()');
     }
+  }
+
+  /** Resolves as the GPU promise `p` does; in Node, sleeping between polls (wait.ts) rather than spinning. */
+  settle<T>(p: Promise<T>): Promise<T> {
+    return this.waitSliceMs > 0 ? settle(p, this.waitSliceMs) : p;
   }
 
   /** A new batch of dispatches, recorded into one command encoder. */
@@ -89,7 +105,7 @@ export class Runtime {
     enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.settle(staging.mapAsync(GPUMapMode.READ));
     } catch (cause) {
       this.assertAlive();
       throw cause;
@@ -147,10 +163,20 @@ function wantedLimits(adapter: GPUAdapter): Record<string, number> {
 }
 
 /** Creates the runtime: a browser/worker `navigator.gpu` device, or Dawn in Node. */
+/** The waitSliceMs of a runtime: options.waitSliceMs (a number ≥ 0) in Node, default 1; 0 in browsers. */
+function waitSlice(options: RuntimeOptions): number {
+  const v = options.waitSliceMs;
+  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+    throw new EdgeTuneError('INVALID_ARGUMENT', `waitSliceMs must be a number of milliseconds ≥ 0, got ${String(v)}`);
+  }
+  return isNode() ? (v ?? 1) : 0;
+}
+
 export async function createRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+  const slice = waitSlice(options);
   if (options.device) {
     const info = (options.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-    return new Runtime(options.device, summarize(info));
+    return new Runtime(options.device, summarize(info), slice);
   }
   let adapter: GPUAdapter | null = null;
   if (isNode()) {
@@ -176,5 +202,5 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   } catch (cause) {
     throw new EdgeTuneError('NO_WEBGPU', `the adapter refused to create a device: ${String(cause)}`, { cause });
   }
-  return new Runtime(device, summarize(adapter.info));
+  return new Runtime(device, summarize(adapter.info), slice);
 }

@@ -50,16 +50,26 @@ export function convInChannels(channels: number, step: ConvStep): number {
 
 const SAME: ConvStep = { stride: 1, pad: 1 };
 
+/**
+ * The row pitch that lets a matmul read K columns as vec4s: K rounded up to a multiple of 4 (the
+ * tiny stem's first stage has 27 columns; a matmul over rows of 27 runs its bounds-checked scalar
+ * path, several times slower on CPU-emulated adapters: `npm run bench -- stem`).
+ */
+export function colsPitch(k: number): number {
+  return Math.ceil(k / 4) * 4;
+}
+
 function checkStep(c: ConvStep): ConvStep {
   if (c.stride !== 1 && c.stride !== 2) throw new EdgeTuneError('BAD_CONFIG', `the stem's 3×3 convolutions take stride 1 or 2, got ${c.stride}`);
   if (c.pad !== 1 && !(c.pad === 0 && c.stride === 2)) throw new EdgeTuneError('BAD_CONFIG', `the stem's 3×3 convolutions pad 1 before the map (or 0 at stride 2), got pad ${c.pad} at stride ${c.stride}`);
   return c;
 }
 
-async function launch(rt: Runtime, batch: Batch, entry: string, d: MapDims, layout: MapLayout, threads: number, buffers: GPUBuffer[], step = SAME): Promise<void> {
+async function launch(rt: Runtime, batch: Batch, entry: string, d: MapDims, layout: MapLayout, threads: number, buffers: GPUBuffer[], step = SAME, pitch = 0): Promise<void> {
   if (threads === 0) return;
   const pipe = await rt.pipelines.get(shader, entry);
-  const params = new Params().u32(d.batch).u32(d.channels).u32(d.height).u32(d.width).u32(layout === 'nchw' ? 0 : 1).u32(step.stride).u32(step.pad).u32(step.coords ? 2 : 0);
+  const params = new Params().u32(d.batch).u32(d.channels).u32(d.height).u32(d.width).u32(layout === 'nchw' ? 0 : 1).u32(step.stride).u32(step.pad).u32(step.coords ? 2 : 0)
+    .u32(pitch).u32(0).u32(0).u32(0);
   batch.dispatch(pipe, params, buffers, grid2d(rt, Math.ceil(threads / WG)));
 }
 
@@ -68,30 +78,41 @@ function outRows(d: MapDims, stride: number): number {
   return d.batch * convOutSide(d.height, stride) * convOutSide(d.width, stride);
 }
 
-/**
- * cols (B·Ho·Wo, 9·C') of a 3×3 convolution at `step` (stride 1 or 2, leading pad 1 or 0, C' = C or
- * C + 2 coordinate channels; default stride 1, pad 1, no coordinates) over x (layout: NCHW pixels
- * or rows); d is the input map (B, C, H, W).
- */
-export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: MapLayout, x: GPUBuffer, cols: GPUBuffer, step = SAME): Promise<void> {
-  const n = check(d);
-  checkStep(step);
-  const m = 9 * convInChannels(d.channels, step) * outRows(d, step.stride);
-  expectFloats('conv input', x, n);
-  expectFloats('conv columns', cols, m);
-  return launch(rt, batch, 'cols3x3', d, layout, m / 9, [x, cols], step);
+/** The columns' row pitch: `pitch` when given (at least the 9·C' columns), else 9·C'. */
+function pitchOf(d: MapDims, step: ConvStep, pitch: number | undefined): number {
+  const k = 9 * convInChannels(d.channels, step);
+  if (pitch === undefined) return k;
+  if (!Number.isInteger(pitch) || pitch < k) throw new EdgeTuneError('INVALID_ARGUMENT', `the columns' row pitch must be an integer of at least 9·C' = ${k}, got ${pitch}`);
+  return pitch;
 }
 
 /**
- * dx (B·H·W, C) = the columns' gradient (B·Ho·Wo, 9·C') summed back onto the input rows (rows
- * layout only); the coordinate channels' columns are skipped.
+ * cols (B·Ho·Wo, pitch) of a 3×3 convolution at `step` (stride 1 or 2, leading pad 1 or 0, C' = C or
+ * C + 2 coordinate channels; default stride 1, pad 1, no coordinates) over x (layout: NCHW pixels
+ * or rows); d is the input map (B, C, H, W). Each row holds the 9·C' columns, then zeros up to
+ * `pitch` (default 9·C': none).
  */
-export function recordConvColsBackward(rt: Runtime, batch: Batch, d: MapDims, dcols: GPUBuffer, dx: GPUBuffer, step = SAME): Promise<void> {
+export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: MapLayout, x: GPUBuffer, cols: GPUBuffer, step = SAME, pitch?: number): Promise<void> {
   const n = check(d);
   checkStep(step);
-  expectFloats('conv column gradient', dcols, 9 * convInChannels(d.channels, step) * outRows(d, step.stride));
+  const kp = pitchOf(d, step, pitch);
+  const rows = outRows(d, step.stride);
+  expectFloats('conv input', x, n);
+  expectFloats('conv columns', cols, kp * rows);
+  return launch(rt, batch, 'cols3x3', d, layout, convInChannels(d.channels, step) * rows, [x, cols], step, kp);
+}
+
+/**
+ * dx (B·H·W, C) = the columns' gradient (B·Ho·Wo, pitch) summed back onto the input rows (rows
+ * layout only); the coordinate channels' columns and the pitch's padding are skipped.
+ */
+export function recordConvColsBackward(rt: Runtime, batch: Batch, d: MapDims, dcols: GPUBuffer, dx: GPUBuffer, step = SAME, pitch?: number): Promise<void> {
+  const n = check(d);
+  checkStep(step);
+  const kp = pitchOf(d, step, pitch);
+  expectFloats('conv column gradient', dcols, kp * outRows(d, step.stride));
   expectFloats('conv input gradient', dx, n);
-  return launch(rt, batch, 'cols3x3_backward', d, 'rows', n, [dcols, dx], step);
+  return launch(rt, batch, 'cols3x3_backward', d, 'rows', n, [dcols, dx], step, kp);
 }
 
 function pooled(d: MapDims): number {

@@ -6,7 +6,8 @@
 // of each pixel of its input map, in (−1, 1)): pooling keeps which feature fired in a window but
 // not where, and the coordinates let a stage say where an edge is within its cell, what box
 // corners and the cell holding an object's centre need. Then Cₛ below reads Cₛ + 2.
-// Shapes, per stage s (C₀ = 3, Hₛ = H/2ˢ):
+// Shapes, per stage s (C₀ = 3, Hₛ = H/2ˢ; the columns' rows padded with zeros to a multiple of 4,
+// colsPitch, and Wₛ with zero rows to match, inside the Dense: 27 → 28 on the first stage):
 //   'pool'    cols = cols3x3(x)              (B·Hₛ·Wₛ, 9·Cₛ)      x: pixels (B, 3, H, W) or rows
 //             z = cols · Wₛ + bₛ             (B·Hₛ·Wₛ, Cₛ₊₁)      Wₛ (9·Cₛ, Cₛ₊₁), the ONNX Conv
 //             a = gelu(z);  y = maxpool2(a)  (B·Hₛ₊₁·Wₛ₊₁, Cₛ₊₁)  weight (Cₛ₊₁, Cₛ, 3, 3) transposed
@@ -20,7 +21,7 @@ import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { convInChannels, recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type ConvStep } from '../kernels/conv_stem.js';
+import { colsPitch, convInChannels, recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type ConvStep } from '../kernels/conv_stem.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
 import { Activations, type Layer, type Param } from './module.js';
 import { Dense } from './dense.js';
@@ -86,7 +87,7 @@ export class ConvStem implements Layer {
       const cin = this.stageInChannels(s), k = 9 * this.convInChannels(s);
       const weight = new Float32Array(k * c);
       weight.set(normalInit(9 * cin * c, Math.sqrt(2 / (9 * cin)), seed * 7 + s));
-      return new Dense(rt, { inFeatures: k, outFeatures: c, bias: true, trainable: o.trainable ?? true, weight });
+      return new Dense(rt, { inFeatures: k, outFeatures: c, bias: true, trainable: o.trainable ?? true, weight, inPitch: colsPitch(k) });
     });
     this.acts = new Activations(rt);
   }
@@ -144,9 +145,10 @@ export class ConvStem implements Layer {
     for (let s = 0; s < this.convs.length; s++) {
       const d = this.dims(s);
       const rows = this.convRows(s);
-      const cols = this.acts.get(`cols${s}`, [rows, 9 * this.convInChannels(s)]);
-      await recordConvCols(this.rt, batch, d, s === 0 ? 'nchw' : 'rows', x.buffer, cols.buffer, this.step(s));
-      const z = await this.convs[s]!.forward(batch, cols, rows);
+      const conv = this.convs[s]!;
+      const cols = this.acts.get(`cols${s}`, [rows, conv.inPitch]);
+      await recordConvCols(this.rt, batch, d, s === 0 ? 'nchw' : 'rows', x.buffer, cols.buffer, this.step(s), conv.inPitch);
+      const z = await conv.forward(batch, cols, rows);
       this.zs.push(z);
       const cout = this.channels[s]!;
       const a = this.acts.get(`a${s}`, [rows, cout]);
@@ -185,7 +187,7 @@ export class ConvStem implements Layer {
       }
       const dcols = await conv.backward(batch, dz);
       const dx = this.acts.get(`dx${s}`, [d.batch * d.height * d.width, d.channels]);
-      await recordConvColsBackward(this.rt, batch, d, dcols.buffer, dx.buffer, this.step(s));
+      await recordConvColsBackward(this.rt, batch, d, dcols.buffer, dx.buffer, this.step(s), conv.inPitch);
       g = dx;
     }
   }

@@ -3,12 +3,15 @@
 //   forward   x (m, in) → y (m, out)                         y = x W + b
 //   backward  dy (m, out) → dx (m, in)                       dx = dy Wᵀ
 //             trainable: dW += xᵀ dy, db += Σ_rows dy         (added into the grads)
+// With inPitch = p > in, x is (m, p) whose last p − in columns are zero (the stem's columns, 27
+// of them padded to 28): the products run over W padded with p − in zero rows, Wp (p, out), so
+// that every operand's rows are whole vec4s: y = x Wp + b, dx = dy Wpᵀ (m, p), dW += (xᵀ dy)[:in].
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
 import { Tensor } from '../gpu/tensor.js';
 import { recordMatmul, type MatmulSchedule } from '../kernels/matmul.js';
-import { colSumScratch, recordColSum } from '../kernels/elementwise.js';
+import { colSumScratch, recordAddInto, recordColSum, recordCopy, recordFill } from '../kernels/elementwise.js';
 import { Activations, param, type Layer, type Param } from './module.js';
 import { named, normalInit, releaseGrads, rowsOf, valueOf } from './init.js';
 
@@ -28,12 +31,16 @@ export interface DenseOptions {
   seed?: number;
   /** Force a matmul schedule (default: the adapter's best). */
   schedule?: MatmulSchedule;
+  /** Floats between rows of x (default inFeatures); the columns past inFeatures must be zero. */
+  inPitch?: number;
 }
 
 export class Dense implements Layer {
   readonly rt: Runtime;
   readonly inFeatures: number;
   readonly outFeatures: number;
+  /** Floats between rows of x and dx (inFeatures unless padded). */
+  readonly inPitch: number;
   readonly weight: Param;
   readonly bias: Param | null;
   private readonly schedule: MatmulSchedule | undefined;
@@ -51,7 +58,20 @@ export class Dense implements Layer {
     this.weight = param(rt, 'weight', valueOf(rt, 'weight', o.weight, [k, n], () => normalInit(k * n, std, o.seed ?? 0), this.owned), trainable);
     this.bias = (o.bias ?? true) ? param(rt, 'bias', valueOf(rt, 'bias', o.biasValue, [n], () => new Float32Array(n), this.owned), trainable) : null;
     this.schedule = o.schedule;
+    this.inPitch = o.inPitch ?? k;
+    if (!Number.isInteger(this.inPitch) || this.inPitch < k) throw new EdgeTuneError('INVALID_ARGUMENT', `Dense inPitch must be an integer of at least inFeatures = ${k}, got ${o.inPitch}`);
     this.acts = new Activations(rt);
+  }
+
+  /** Wp (inPitch, out): W then zero rows, refreshed from W in the batch (W itself when not padded). */
+  private async paddedWeight(batch: Batch): Promise<GPUBuffer> {
+    const W = this.weight.value;
+    if (this.inPitch === this.inFeatures) return W.buffer;
+    const wp = this.acts.get('w.padded', [this.inPitch, this.outFeatures]);
+    const n = this.inFeatures * this.outFeatures;
+    await recordCopy(this.rt, batch, W.buffer, wp.buffer, n);
+    await recordFill(this.rt, batch, wp.buffer, (this.inPitch - this.inFeatures) * this.outFeatures, 0, n);
+    return wp.buffer;
   }
 
   params(prefix = ''): Param[] {
@@ -59,11 +79,13 @@ export class Dense implements Layer {
   }
 
   /** Records y = x W + b for x (m, in); y (m, out) belongs to the layer (reused per shape). */
-  async forward(batch: Batch, x: Tensor, m = rowsOf('Dense x', x, this.inFeatures)): Promise<Tensor> {
+  async forward(batch: Batch, x: Tensor, m = rowsOf('Dense x', x, this.inPitch)): Promise<Tensor> {
     expectDim('m', m);
-    if (x.size !== m * this.inFeatures) throw new EdgeTuneError('SHAPE_MISMATCH', `Dense.forward: x has ${x.size} elements but m×in = ${m}×${this.inFeatures} needs ${m * this.inFeatures}`);
+    const p = this.inPitch;
+    if (x.size !== m * p) throw new EdgeTuneError('SHAPE_MISMATCH', `Dense.forward: x has ${x.size} elements but m×in = ${m}×${p} needs ${m * p}`);
     const y = this.acts.get('y', [m, this.outFeatures]);
-    await recordMatmul(this.rt, batch, { a: x.buffer, b: this.weight.value.buffer, c: y.buffer, bias: this.bias?.value.buffer, m, n: this.outFeatures, k: this.inFeatures, schedule: this.schedule });
+    const w = await this.paddedWeight(batch);
+    await recordMatmul(this.rt, batch, { a: x.buffer, b: w, c: y.buffer, bias: this.bias?.value.buffer, m, n: this.outFeatures, k: p, schedule: this.schedule });
     this.saved = { x, m };
     return y;
   }
@@ -71,8 +93,10 @@ export class Dense implements Layer {
   /** Records dx = dy Wᵀ (returned, layer-owned) and adds dW, db into the grads when trainable. */
   async backward(batch: Batch, dy: Tensor): Promise<Tensor> {
     const { m } = this.check(dy);
-    const dx = this.acts.get('dx', [m, this.inFeatures]);
-    await recordMatmul(this.rt, batch, { a: dy.buffer, b: this.weight.value.buffer, c: dx.buffer, m, n: this.inFeatures, k: this.outFeatures, transB: true, schedule: this.schedule });
+    const p = this.inPitch;
+    const dx = this.acts.get('dx', [m, p]);
+    const w = p === this.inFeatures ? this.weight.value.buffer : this.acts.get('w.padded', [p, this.outFeatures]).buffer;
+    await recordMatmul(this.rt, batch, { a: dy.buffer, b: w, c: dx.buffer, m, n: p, k: this.outFeatures, transB: true, schedule: this.schedule });
     await this.backwardParams(batch, dy);
     return dx;
   }
@@ -82,7 +106,15 @@ export class Dense implements Layer {
     const { x, m } = this.check(dy);
     const rt = this.rt;
     const W = this.weight, b = this.bias;
-    if (W.grad) await recordMatmul(rt, batch, { a: x.buffer, b: dy.buffer, c: W.grad.buffer, m: this.inFeatures, n: this.outFeatures, k: m, transA: true, accumulate: true, schedule: this.schedule });
+    if (W.grad && this.inPitch === this.inFeatures) {
+      await recordMatmul(rt, batch, { a: x.buffer, b: dy.buffer, c: W.grad.buffer, m: this.inFeatures, n: this.outFeatures, k: m, transA: true, accumulate: true, schedule: this.schedule });
+    } else if (W.grad) {
+      // (xᵀ dy) over the padded rows, then its first `in` rows into the gradient: the sum
+      // grad + (xᵀ dy) is the one the accumulating product computes, bit for bit.
+      const g = this.acts.get('dW.padded', [this.inPitch, this.outFeatures]);
+      await recordMatmul(rt, batch, { a: x.buffer, b: dy.buffer, c: g.buffer, m: this.inPitch, n: this.outFeatures, k: m, transA: true, schedule: this.schedule });
+      await recordAddInto(rt, batch, g.buffer, W.grad.buffer, this.inFeatures * this.outFeatures);
+    }
     if (b?.grad) {
       const need = colSumScratch(m, this.outFeatures);
       const scratch = need > 0 ? this.acts.get('db.scratch', [need]).buffer : undefined;
