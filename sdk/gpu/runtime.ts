@@ -162,7 +162,6 @@ function wantedLimits(adapter: GPUAdapter): Record<string, number> {
   return out;
 }
 
-/** Creates the runtime: a browser/worker `navigator.gpu` device, or Dawn in Node. */
 /** The waitSliceMs of a runtime: options.waitSliceMs (a number ≥ 0) in Node, default 1; 0 in browsers. */
 function waitSlice(options: RuntimeOptions): number {
   const v = options.waitSliceMs;
@@ -172,6 +171,7 @@ function waitSlice(options: RuntimeOptions): number {
   return isNode() ? (v ?? 1) : 0;
 }
 
+/** Creates the runtime: a browser/worker `navigator.gpu` device, or Dawn in Node. */
 export async function createRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
   const slice = waitSlice(options);
   if (options.device) {

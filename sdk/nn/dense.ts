@@ -11,7 +11,7 @@ import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
 import { Tensor } from '../gpu/tensor.js';
 import { recordMatmul, type MatmulSchedule } from '../kernels/matmul.js';
-import { colSumScratch, recordAddInto, recordColSum, recordCopy, recordFill } from '../kernels/elementwise.js';
+import { colSumScratch, recordAddInto, recordColSum, recordCopy } from '../kernels/elementwise.js';
 import { Activations, param, type Layer, type Param } from './module.js';
 import { named, normalInit, releaseGrads, rowsOf, valueOf } from './init.js';
 
@@ -46,6 +46,8 @@ export class Dense implements Layer {
   private readonly schedule: MatmulSchedule | undefined;
   private readonly acts: Activations;
   private readonly owned: Tensor[] = [];
+  /** Wp (inPitch, out) when inPitch > in: W, then zero rows. */
+  private readonly padded: Tensor | null = null;
   private saved: { x: Tensor; m: number } | null = null;
 
   constructor(rt: Runtime, o: DenseOptions) {
@@ -60,18 +62,17 @@ export class Dense implements Layer {
     this.schedule = o.schedule;
     this.inPitch = o.inPitch ?? k;
     if (!Number.isInteger(this.inPitch) || this.inPitch < k) throw new EdgeTuneError('INVALID_ARGUMENT', `Dense inPitch must be an integer of at least inFeatures = ${k}, got ${o.inPitch}`);
+    if (this.inPitch > k) {
+      // Its zero rows are written once here; each forward copies W over the rows above them.
+      this.padded = Tensor.zeros(rt, [this.inPitch, n]);
+      this.owned.push(this.padded);
+    }
     this.acts = new Activations(rt);
   }
 
-  /** Wp (inPitch, out): W then zero rows, refreshed from W in the batch (W itself when not padded). */
-  private async paddedWeight(batch: Batch): Promise<GPUBuffer> {
-    const W = this.weight.value;
-    if (this.inPitch === this.inFeatures) return W.buffer;
-    const wp = this.acts.get('w.padded', [this.inPitch, this.outFeatures]);
-    const n = this.inFeatures * this.outFeatures;
-    await recordCopy(this.rt, batch, W.buffer, wp.buffer, n);
-    await recordFill(this.rt, batch, wp.buffer, (this.inPitch - this.inFeatures) * this.outFeatures, 0, n);
-    return wp.buffer;
+  /** The weight the products read: Wp with inPitch, W without. */
+  private get productWeight(): GPUBuffer {
+    return (this.padded ?? this.weight.value).buffer;
   }
 
   params(prefix = ''): Param[] {
@@ -82,10 +83,10 @@ export class Dense implements Layer {
   async forward(batch: Batch, x: Tensor, m = rowsOf('Dense x', x, this.inPitch)): Promise<Tensor> {
     expectDim('m', m);
     const p = this.inPitch;
-    if (x.size !== m * p) throw new EdgeTuneError('SHAPE_MISMATCH', `Dense.forward: x has ${x.size} elements but m×in = ${m}×${p} needs ${m * p}`);
+    if (x.size !== m * p) throw new EdgeTuneError('SHAPE_MISMATCH', `Dense.forward: x has ${x.size} elements but m rows of ${p} need ${m * p}`);
     const y = this.acts.get('y', [m, this.outFeatures]);
-    const w = await this.paddedWeight(batch);
-    await recordMatmul(this.rt, batch, { a: x.buffer, b: w, c: y.buffer, bias: this.bias?.value.buffer, m, n: this.outFeatures, k: p, schedule: this.schedule });
+    if (this.padded) await recordCopy(this.rt, batch, this.weight.value.buffer, this.padded.buffer, this.inFeatures * this.outFeatures);
+    await recordMatmul(this.rt, batch, { a: x.buffer, b: this.productWeight, c: y.buffer, bias: this.bias?.value.buffer, m, n: this.outFeatures, k: p, schedule: this.schedule });
     this.saved = { x, m };
     return y;
   }
@@ -95,8 +96,7 @@ export class Dense implements Layer {
     const { m } = this.check(dy);
     const p = this.inPitch;
     const dx = this.acts.get('dx', [m, p]);
-    const w = p === this.inFeatures ? this.weight.value.buffer : this.acts.get('w.padded', [p, this.outFeatures]).buffer;
-    await recordMatmul(this.rt, batch, { a: dy.buffer, b: w, c: dx.buffer, m, n: p, k: this.outFeatures, transB: true, schedule: this.schedule });
+    await recordMatmul(this.rt, batch, { a: dy.buffer, b: this.productWeight, c: dx.buffer, m, n: p, k: this.outFeatures, transB: true, schedule: this.schedule });
     await this.backwardParams(batch, dy);
     return dx;
   }
