@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run pretrain -- [--steps N] [--encoder-steps E] [--refine-steps R] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
+// `npm run pretrain -- [--steps N] [--encoder-steps E] [--refine-steps R] [--locate-steps L] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
 //                      [--checkpoint-every K] [--seed S]`
 //                      [--checkpoints DIR]
 // Deterministic pretraining of the tiny VLM on the general world (README: The tiny VLM). --smoke runs a
@@ -24,6 +24,7 @@ const o = {
   steps: Number(opt('steps', smoke ? 6 : STEPS)),
   encoderSteps: opt('encoder-steps') === undefined ? undefined : Number(opt('encoder-steps')),
   refineSteps: opt('refine-steps') === undefined ? undefined : Number(opt('refine-steps')),
+  locateSteps: opt('locate-steps') === undefined ? undefined : Number(opt('locate-steps')),
   out: opt('out', smoke ? 'scratch/pretrain-smoke' : 'models/tiny-vlm'),
   checkpointDir: opt('checkpoints', smoke ? 'scratch/pretrain-smoke/checkpoint' : 'scratch/pretrain-checkpoint'),
   batch: Number(opt('batch', smoke ? 4 : 16)),
@@ -33,7 +34,7 @@ const o = {
   logEvery: Number(opt('log-every', smoke ? 1 : 10)),
   resume: has('resume'),
 };
-console.log(`pretrain: ${o.config} config, ${o.encoderSteps ?? Math.round(o.steps * et.PRETRAIN_ENCODER_FRACTION)} encoder + ${o.steps} + ${o.refineSteps ?? Math.round(o.steps * et.PRETRAIN_REFINE_FRACTION)} refine steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}`);
+console.log(`pretrain: ${o.config} config, ${o.encoderSteps ?? Math.round(o.steps * et.PRETRAIN_ENCODER_FRACTION)} encoder + ${o.steps} + ${o.refineSteps ?? Math.round(o.steps * et.PRETRAIN_REFINE_FRACTION)} refine + ${o.locateSteps ?? 0} locate steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}`);
 const r = await et.pretrain(rt, o);
 console.log(`done: step ${r.step}, ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSecond.toFixed(0)} tokens/s`);
 rt.destroy();

@@ -248,8 +248,8 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     return out;
   }
 
-  test.each([['pool', false], ['stride', false], ['pool', true]] as const)('%s stem (Conv → GELU → MaxPool, or stride-2 Conv → GELU; coordinate channels: %s), then the ViT: features and hidden states; the weights load back', async (ds, coords) => {
-    const cfg: VisionConfig = { ...SCFG, stemDownsample: ds, stemCoords: coords };
+  test.each([['pool', false, null], ['stride', false, null], ['pool', true, null], ['pool', false, 0], ['stride', false, 0]] as const)('%s stem (Conv → GELU → MaxPool, or stride-2 Conv → GELU; coordinate channels: %s; stem skip from stage %s), then the ViT: features and hidden states; the weights load back', async (ds, coords, skip) => {
+    const cfg: VisionConfig = { ...SCFG, stemDownsample: ds, stemCoords: coords, ...(skip !== null && { stemSkip: skip }) };
     const { v, c } = build(20, cfg);
     expect(v.patches).toBe(N);
     randomise([...v.params(), ...c.params()], 3000);
@@ -266,7 +266,7 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     const eng = await engine(v, c, px, B);
     const out = await session.run({ pixel_values: f32(px, [B, 3, SCFG.imageSize, SCFG.imageSize]) });
     expect(out.image_features!.dims).toEqual([B, N, DCFG.dModel]);
-    const key = coords ? 'coordHybrid' : ds === 'pool' ? 'hybrid' : 'stridedHybrid';
+    const key = (coords ? 'coordHybrid' : ds === 'pool' ? 'hybrid' : 'stridedHybrid') + (skip !== null ? 'Skip' : '');
     figures[`${key}ImageFeatures`] = maxDiff(out.image_features!.data as Float32Array, eng.feats);
     expect(figures[`${key}ImageFeatures`]).toBeLessThanOrEqual(TOL);
     eng.hidden.forEach((h, i) => {
@@ -284,6 +284,9 @@ describe('vision_encoder.onnx of a hybrid ViT (convolutional stem) against the e
     expect(() => loadVisionWeights(build(41, { ...cfg, stemDownsample: ds === 'pool' ? 'stride' : 'pool' }).v, back.c, model)).toThrow(/MaxPool/);
     // With and without coordinate channels the stem's weights differ in shape: BAD_CONFIG.
     expect(() => loadVisionWeights(build(42, { ...cfg, stemCoords: !coords }).v, back.c, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
+    // With and without the stem skip: its initializer is missing or has no place.
+    const { stemSkip: _, ...noSkip } = cfg;
+    expect(() => loadVisionWeights(build(43, skip === null ? { ...cfg, stemSkip: 0 } : noSkip).v, back.c, model)).toThrow(/stem_skip/);
     expect(() => loadVisionWeights(vit, conn, model)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG' }));
   });
 });

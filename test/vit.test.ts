@@ -57,6 +57,7 @@ describe.each([
   ['a convolutional stem (hybrid ViT: 12×12 → 3×3 tokens)', { ...CFG, imageSize: 12, patch: 4, stem: [5, 6] }, 1],
   ['a strided convolutional stem (12×12 → 3×3 tokens)', { ...CFG, imageSize: 12, patch: 4, stem: [5, 6], stemDownsample: 'stride' }, 1],
   ['a convolutional stem with coordinate channels (12×12 → 3×3 tokens)', { ...CFG, imageSize: 12, patch: 4, stem: [5, 6], stemCoords: true }, 1],
+  ['a convolutional stem with a stem skip (24×24 → 3×3 tokens, each with 4×4 cells of the first stage)', { ...CFG, imageSize: 24, patch: 8, stem: [3, 5, 4], stemSkip: 0 }, 1],
 ] as const)('vision encoder and connector (%s)', (_, cfg, merge) => {
   test('every parameter gradient matches finite differences', async () => {
     const s = await setup(3, cfg, merge);

@@ -16,6 +16,7 @@ import { IMAGE_ROW_ID, layoutSequence } from '../sdk/model/prompt.js';
 import { VLM, type VlmConfig } from '../sdk/model/vlm.js';
 import { pretrain } from '../sdk/train/vlm_pretrain.js';
 import { vlmBatch, VlmTrainer } from '../sdk/train/vlm_trainer.js';
+import { EncoderTrainer } from '../sdk/train/encoder_pretrain.js';
 import { randn } from './helpers/reference.js';
 import { softmaxes } from './helpers/loss_ref.js';
 import { testRuntime } from './helpers/runtime.js';
@@ -249,6 +250,48 @@ describe('pretraining', () => {
       const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
       for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);
     }
+  });
+
+  test('a stem skip stays zero until the locate phase (or the VLM phase without one), which leaves the steps before it as without the skip; resuming in it reproduces the run', async () => {
+    const rt = await testRuntime();
+    const SKIP: VlmConfig = { ...CFG, vision: { ...CFG.vision, stem: [4, 8], stemSkip: 0 } };
+    const { stemSkip: _, ...plainVision } = SKIP.vision;
+    // Step 1: the encoder phase; 2–4: the VLM's; 5: the refine phase; 6–7: the locate phase. Checkpoints at 2, 4 and 6.
+    const base = { config: SKIP, steps: 3, encoderSteps: 1, refineSteps: 1, locateSteps: 2, batch: 2, lr: 3e-3, checkpointEvery: 2, logEvery: 1, log: () => {} };
+    const lines: string[] = [];
+    const whole = await pretrain(rt, { ...base, out: path.join(tmp, 'skip-whole'), log: (l) => lines.push(l) });
+    expect(whole.step).toBe(7);
+    expect(lines.filter((l) => / locate {2}loss/.test(l)).map((l) => l.split(' ')[1])).toEqual(['6/7', '7/7']);
+    const skipOf = async (vlm: VLM) => (await snapshot(vlm.baseParams())).get('vision_model.embeddings.stem_skip.weight')!;
+    expect((await skipOf(whole.vlm)).some((v) => v !== 0)).toBe(true);
+    // Before the locate phase the skip is zero, and every loss is that of the model without it.
+    const before = await pretrain(rt, { ...base, out: path.join(tmp, 'skip-cut'), stopAt: 5, checkpointEvery: 0 });
+    expect(Array.from(await skipOf(before.vlm)).every((v) => v === 0)).toBe(true);
+    const plain = await pretrain(rt, { ...base, config: { ...SKIP, vision: plainVision }, locateSteps: 0, checkpointEvery: 0, out: path.join(tmp, 'skip-plain') });
+    expect(plain.step).toBe(5);
+    for (let t = 1; t <= 5; t++) expect(plain.losses.get(t), `step ${t}`).toBe(whole.losses.get(t));
+    // Cut in the locate phase (its checkpoint at 6) and in the VLM phase (at 4): the same losses and weights.
+    for (const [cutAt, from] of [[7, 6], [5, 4]] as const) {
+      const dir = path.join(tmp, `skip-cut${cutAt}`);
+      await pretrain(rt, { ...base, out: dir, stopAt: cutAt });
+      const log: string[] = [];
+      const resumed = await pretrain(rt, { ...base, out: dir, resume: true, log: (l) => log.push(l) });
+      expect(log[0]).toBe(`resumed from ${dir}/checkpoint at step ${from}`);
+      expect([...resumed.losses.keys()]).toEqual([5, 6, 7].filter((t) => t > from));
+      for (const t of resumed.losses.keys()) expect(resumed.losses.get(t), `step ${t} after resuming at ${from}`).toBe(whole.losses.get(t));
+      const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
+      for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);
+    }
+    // Without a locate phase the skip trains from the VLM phase on: still zero after the encoder phase, not after a VLM step.
+    const noLocate = { ...base, locateSteps: 0, checkpointEvery: 0 };
+    expect(Array.from(await skipOf((await pretrain(rt, { ...noLocate, stopAt: 1, out: path.join(tmp, 'skip-enc') })).vlm)).every((v) => v === 0)).toBe(true);
+    expect((await skipOf((await pretrain(rt, { ...noLocate, stopAt: 2, out: path.join(tmp, 'skip-vlm') })).vlm)).some((v) => v !== 0)).toBe(true);
+    // A locate phase needs a skip; frozen names must be parameters, and only in full mode.
+    await expect(pretrain(rt, { ...base, config: { ...SKIP, vision: plainVision }, out: path.join(tmp, 'skip-none') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const vlm = new VLM(rt, SKIP);
+    expect(() => new VlmTrainer(vlm, { mode: 'full', frozen: ['vision_model.no_such.weight'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => new EncoderTrainer(vlm, { frozen: ['language_model.embed_tokens.weight'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => new VlmTrainer(vlm, { mode: 'adapter', adapter: { kind: 'lora', rank: 2, targets: ['q_proj'] }, frozen: ['vision_model.embeddings.stem_skip.weight'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
   test('the encoder phase changes only the vision encoder', async () => {

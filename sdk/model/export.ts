@@ -223,6 +223,7 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
   // With coordinates, each Conv's input is first concatenated with the constant coordinate channels
   // of its map (stem_coords.s, (1, 2, n, n): column, row, (2·i + 1)/n − 1), expanded to the batch.
   let map = pixels;
+  let skipMap = '';
   const batchDim = stem?.coords ? g.op('Slice', [g.op('Shape', [pixels]), g.ints([0]), g.ints([1])]) : '';
   stem?.channels.forEach((_, s) => {
     const { stride, pad } = stem.step(s);
@@ -234,10 +235,18 @@ export async function exportVisionEncoder(vit: VisionEncoder, connector: Connect
     }
     const z = g.op('Conv', [map, V(`embeddings.stem.${s}.weight`), V(`embeddings.stem.${s}.bias`)], { kernel_shape: [3, 3], pads: [pad, pad, 1, 1], ...(stride === 2 ? { strides: [2, 2] } : {}) });
     map = stride === 2 ? gelu(g, z) : g.op('MaxPool', [gelu(g, z)], { kernel_shape: [2, 2], strides: [2, 2] });
+    if (s === cfg.stemSkip) skipMap = map;
   });
   const patches = g.op('Conv', [map, V('embeddings.patch_embedding.weight'), V('embeddings.patch_embedding.bias')], { kernel_shape: [p, p], strides: [p, p] });
   const tokens = g.op('Transpose', [g.op('Reshape', [patches, g.ints([0, dv, -1])])], { perm: [0, 2, 1] });
-  let x = g.op('Add', [tokens, V('embeddings.position_embedding.weight')], {}, 'hidden_states.0');
+  let x = g.op('Add', [tokens, V('embeddings.position_embedding.weight')], {}, vit.skip ? undefined : 'hidden_states.0');
+  if (vit.skip) {
+    // The stem skip: stage stemSkip's map (B, C, g·k, g·k) → (B, C, g, k, g, k) → (B, g, g, k, k, C)
+    // → (B, g·g, k²·C), each token's k×k cells side by side (StemSkip's column order), then · W.
+    const { grid: gs, block: k, channels: c } = vit.skip;
+    const cells = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [skipMap, g.ints([0, c, gs, k, gs, k])])], { perm: [0, 2, 4, 3, 5, 1] }), g.ints([0, gs * gs, k * k * c])]);
+    x = g.op('Add', [x, g.op('MatMul', [cells, V('embeddings.stem_skip.weight')])], {}, 'hidden_states.0');
+  }
   const eps = vit.postNorm.eps;
   vit.layers.forEach((layer, i) => {
     const n = (s: string) => V(`encoder.layers.${i}.${s}`);

@@ -47,10 +47,10 @@ export function tinyVlmConfig(vocab: number): VlmConfig {
   };
 }
 
-/** A tiny configuration for tests and the smoke run: 16×16 images through a 2-stage stem (4×4 tokens, 16 rows). */
+/** A tiny configuration for tests and the smoke run: 16×16 images through a 2-stage stem (4×4 tokens, 16 rows), a stem skip from its first stage. */
 export function smokeVlmConfig(vocab: number): VlmConfig {
   return {
-    vision: { imageSize: 16, patch: 4, d: 16, layers: 1, heads: 2, dFf: 32, stem: [4, 8] },
+    vision: { imageSize: 16, patch: 4, d: 16, layers: 1, heads: 2, dFf: 32, stem: [4, 8], stemSkip: 0 },
     decoder: { layers: 2, dModel: 32, heads: 2, kvHeads: 1, dFf: 64, vocab, ropeTheta: 10000, maxPositions: 64, tiedEmbeddings: true },
     imageMean: [0.5, 0.5, 0.5],
     imageStd: [0.5, 0.5, 0.5],

@@ -16,13 +16,16 @@
 //   'stride'  cols = cols3x3(x, step(s))     (B·Hₛ₊₁·Wₛ₊₁, 9·Cₛ)
 //             z = cols · Wₛ + bₛ;  y = gelu(z)  (B·Hₛ₊₁·Wₛ₊₁, Cₛ₊₁)
 //     backward dz = gelu'(z) ⊙ dy;  dWₛ += colsᵀ dz, dbₛ += Σ dz;  dx = cols3x3ᵀ(dz Wₛᵀ, step(s)).
-// The output rows (B·g·g, C_k), row (b·g + i)·g + j, are the tokens in raster order.
+// The output rows (B·g·g, C_k), row (b·g + i)·g + j, are the tokens in raster order. Every
+// stage's output map (rows (B·Hₛ₊₁·Wₛ₊₁, Cₛ₊₁), raster order) stays readable (stageOutput) for a
+// branch that reads a finer map (StemSkip); backward then takes that map's gradient too.
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Tensor } from '../gpu/tensor.js';
 import { colsPitch, convInChannels, recordConvCols, recordConvColsBackward, recordMaxPool2, recordMaxPool2Backward, type ConvStep } from '../kernels/conv_stem.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
+import { recordAddInto } from '../kernels/elementwise.js';
 import { Activations, type Layer, type Param } from './module.js';
 import { Dense } from './dense.js';
 import { normalInit } from './init.js';
@@ -59,6 +62,8 @@ export class ConvStem implements Layer {
   private images = -1;
   /** Each stage's pre-activation z (the Dense's output), for the GELU backward. */
   private zs: Tensor[] = [];
+  /** Each stage's output map (after its pooling), from the last forward. */
+  private outs: Tensor[] = [];
 
   constructor(rt: Runtime, o: ConvStemOptions) {
     if (!o || typeof o !== 'object' || !Array.isArray(o.channels) || o.channels.length === 0) throw new EdgeTuneError('BAD_CONFIG', 'a convolutional stem needs { imageSize, channels: [C₁, …] } with at least one stage');
@@ -142,6 +147,7 @@ export class ConvStem implements Layer {
     this.images = pixels.size / per;
     let x = pixels;
     this.zs = [];
+    this.outs = [];
     for (let s = 0; s < this.convs.length; s++) {
       const d = this.dims(s);
       const rows = this.convRows(s);
@@ -153,22 +159,46 @@ export class ConvStem implements Layer {
       const cout = this.channels[s]!;
       const a = this.acts.get(`a${s}`, [rows, cout]);
       await recordGeluForward(this.rt, batch, { z: z.buffer, y: a.buffer, n: rows * cout });
-      if (this.downsample === 'stride') {
-        x = a;
-        continue;
+      if (this.downsample === 'stride') x = a;
+      else {
+        const y = this.acts.get(`y${s}`, [rows / 4, cout]);
+        await recordMaxPool2(this.rt, batch, { ...d, channels: cout }, a.buffer, y.buffer);
+        x = y;
       }
-      const y = this.acts.get(`y${s}`, [rows / 4, cout]);
-      await recordMaxPool2(this.rt, batch, { ...d, channels: cout }, a.buffer, y.buffer);
-      x = y;
+      this.outs.push(x);
     }
     return x;
   }
 
-  /** Records the parameter gradients for dy (B·g·g, C_k); the pixels get none. */
-  async backward(batch: Batch, dy: Tensor): Promise<void> {
+  /** Side of stage s's output map (imageSize / 2^(s+1)). */
+  stageSide(s: number): number {
+    return this.imageSize / 2 ** (s + 1);
+  }
+
+  /** Stage s's output map from the last forward: rows (B·n·n, Cₛ₊₁), n = stageSide(s), raster order; layer-owned. */
+  stageOutput(s: number): Tensor {
+    const t = this.outs[s];
+    if (!t) throw new EdgeTuneError('INVALID_ARGUMENT', `ConvStem.stageOutput(${s}) needs a forward first, and a stage in 0 … ${this.convs.length - 1}`);
+    return t;
+  }
+
+  /**
+   * Records the parameter gradients for dy (B·g·g, C_k); the pixels get none. `extra` adds the
+   * gradient of an earlier stage's output map (a branch that read stageOutput(stage)), in the
+   * same layout, before that stage's backward.
+   */
+  async backward(batch: Batch, dy: Tensor, extra?: { stage: number; grad: Tensor }): Promise<void> {
     if (this.images < 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'ConvStem.backward needs a forward first');
+    if (extra) {
+      const last = this.convs.length - 1;
+      if (!(Number.isInteger(extra.stage) && extra.stage >= 0 && extra.stage < last)) throw new EdgeTuneError('INVALID_ARGUMENT', `ConvStem.backward: an extra gradient goes to a stage before the last (0 … ${last - 1}), got ${extra.stage}`);
+      const want = this.images * this.stageSide(extra.stage) ** 2 * this.channels[extra.stage]!;
+      if (extra.grad.size !== want) throw new EdgeTuneError('SHAPE_MISMATCH', `ConvStem.backward: stage ${extra.stage}'s output gradient has ${extra.grad.size} elements, its map ${want}`);
+    }
     let g = dy;
     for (let s = this.convs.length - 1; s >= 0; s--) {
+      // g is this stage's own dx buffer here (s < last): the branch's gradient adds into it.
+      if (extra && extra.stage === s) await recordAddInto(this.rt, batch, extra.grad.buffer, g.buffer, extra.grad.size);
       const d = this.dims(s);
       const rows = this.convRows(s);
       const cout = this.channels[s]!;
@@ -197,5 +227,6 @@ export class ConvStem implements Layer {
     for (const c of this.convs) c.release();
     this.images = -1;
     this.zs = [];
+    this.outs = [];
   }
 }

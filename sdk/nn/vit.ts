@@ -11,7 +11,7 @@ import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Tensor } from '../gpu/tensor.js';
 import { recordEmbeddingForward } from '../kernels/embedding.js';
-import { recordAdd } from '../kernels/elementwise.js';
+import { recordAdd, recordAddInto } from '../kernels/elementwise.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
 import { Attention } from './attention.js';
 import { Dense } from './dense.js';
@@ -21,6 +21,10 @@ import { Activations, type Layer, type Param } from './module.js';
 import { LayerNorm } from './norm.js';
 import { ConvStem, type StemDownsample } from './conv_stem.js';
 import { PatchEmbed } from './patch_embed.js';
+import { mergeOrder } from './merge_order.js';
+import { StemSkip } from './stem_skip.js';
+
+export { mergeOrder };
 
 export interface VisionConfig {
   imageSize: number;
@@ -49,6 +53,13 @@ export interface VisionConfig {
    * with `stem`; default false.
    */
   stemCoords?: boolean;
+  /**
+   * Stem skip (StemSkip): the output map of this stem stage (0-based, before the last) is
+   * regrouped per token (each token's k×k cells side by side, k = 2^(stages − 1 − stemSkip)) and
+   * projected by a zero-initialised W onto the tokens, so that they keep where inside their cell
+   * things are (box corners on a grid finer than the tokens'). Only with `stem`; absent: none.
+   */
+  stemSkip?: number;
 }
 
 /**
@@ -146,6 +157,8 @@ export class VisionEncoder implements Layer {
   readonly embed: PatchEmbed;
   /** The convolutional stem (cfg.stem), or null for plain patches. */
   readonly stem: ConvStem | null;
+  /** The stem skip (cfg.stemSkip), or null. */
+  readonly skip: StemSkip | null = null;
   readonly layers: VisionLayer[];
   readonly postNorm: LayerNorm;
   /** Outputs of the patch embedding and of every layer, from the last forward. */
@@ -164,7 +177,13 @@ export class VisionEncoder implements Layer {
       this.stem = new ConvStem(rt, { imageSize: cfg.imageSize, channels: cfg.stem, downsample: cfg.stemDownsample, coords: cfg.stemCoords, seed: seed * 31 + 2 });
       const g = this.stem.grid;
       this.embed = new PatchEmbed(rt, { height: g, width: g, patch: 1, channels: this.stem.outChannels, rows: true, d: cfg.d, initStd: STEM_EMBED_STD, positionStd: 0.02, seed: seed * 31 + 1 });
+      if (cfg.stemSkip !== undefined) {
+        const s = cfg.stemSkip, last = cfg.stem.length - 1;
+        if (!(Number.isInteger(s) && s >= 0 && s < last)) throw new EdgeTuneError('BAD_CONFIG', `vision.stemSkip names a stem stage before the last (0 … ${last - 1}), got ${JSON.stringify(s)}`);
+        this.skip = new StemSkip(rt, { grid: g, block: this.stem.stageSide(s) / g, channels: cfg.stem[s]!, d: cfg.d });
+      }
     } else {
+      if (cfg.stemSkip !== undefined) throw new EdgeTuneError('BAD_CONFIG', 'vision.stemSkip needs a convolutional stem (vision.stem)');
       this.stem = null;
       this.embed = new PatchEmbed(rt, { height: cfg.imageSize, width: cfg.imageSize, patch: cfg.patch, d: cfg.d, seed: seed * 31 + 1 });
     }
@@ -181,6 +200,7 @@ export class VisionEncoder implements Layer {
     return [
       ...(this.stem ? this.stem.params(p('embeddings')) : []),
       ...this.embed.params(p('embeddings')),
+      ...(this.skip ? this.skip.params(p('embeddings')) : []),
       ...this.layers.flatMap((l, i) => l.params(p(`encoder.layers.${i}`))),
       ...this.postNorm.params(p('post_layernorm')),
     ];
@@ -191,6 +211,11 @@ export class VisionEncoder implements Layer {
     const per = 3 * this.cfg.imageSize * this.cfg.imageSize;
     this.images = pixels.size / per;
     let x = await this.embed.forward(batch, this.stem ? await this.stem.forward(batch, pixels) : pixels);
+    if (this.skip) {
+      // hidden_states.0 = projection + positions + skip (the ONNX graph's order).
+      const s = await this.skip.forward(batch, this.stem!.stageOutput(this.cfg.stemSkip!));
+      await recordAddInto(this.rt, batch, s.buffer, x.buffer, x.size);
+    }
     this.hiddenStates = [x];
     for (const l of this.layers) {
       x = await l.forward(batch, x, this.images, this.patches);
@@ -208,28 +233,9 @@ export class VisionEncoder implements Layer {
     }
     // Through the token projection to the stem: the stem's rows are the projection's input.
     const dRows = await this.embed.backwardRows(batch, d);
-    await this.stem.backward(batch, dRows);
+    const extra = this.skip ? { stage: this.cfg.stemSkip!, grad: await this.skip.backward(batch, d) } : undefined;
+    await this.stem.backward(batch, dRows, extra);
   }
-}
-
-/**
- * Block order of a g×g patch grid merged m×m (m divides g): entry r·m² + s of the result is
- * patch (i·m + dy)·g + (j·m + dx), where r = i·(g/m) + j is the merged cell and s = dy·m + dx.
- * Its inverse takes the merged rows back to raster order.
- */
-export function mergeOrder(grid: number, m: number, images = 1): { order: Int32Array; inverse: Int32Array } {
-  const P = grid * grid, gm = grid / m;
-  const order = new Int32Array(images * P);
-  const inverse = new Int32Array(images * P);
-  for (let b = 0; b < images; b++) {
-    for (let i = 0; i < gm; i++) for (let j = 0; j < gm; j++) for (let dy = 0; dy < m; dy++) for (let dx = 0; dx < m; dx++) {
-      const at = b * P + (i * gm + j) * m * m + dy * m + dx;
-      const src = b * P + (i * m + dy) * grid + (j * m + dx);
-      order[at] = src;
-      inverse[src] = at;
-    }
-  }
-  return { order, inverse };
 }
 
 /**

@@ -39,6 +39,8 @@ export interface EncoderTrainerOptions extends AdamWOptions {
   head?: Dense;
   /** Init seed of a new region head (default 0). */
   seed?: number;
+  /** Encoder parameters (by model name, vision_model.…) kept frozen: no gradient, no optimizer state. */
+  frozen?: readonly string[];
 }
 
 export interface EncoderStepReport {
@@ -90,8 +92,10 @@ export class EncoderTrainer {
     this.bufs = new Activations(vlm.rt);
     // The encoder's parameters under the model's names (vision_model.…), as checkpoints know them.
     const own = new Set(vlm.vision.params().map((p) => p.value));
-    const vision = vlm.params().filter((p) => own.has(p.value));
-    for (const p of vision) setTrainable(this.rt, p, true);
+    const all = vlm.params().filter((p) => own.has(p.value));
+    for (const n of opts.frozen ?? []) if (!all.some((p) => p.name === n)) throw new EdgeTuneError('INVALID_ARGUMENT', `frozen names ${JSON.stringify(n)}, which is not a parameter of the vision encoder`);
+    const vision = all.filter((p) => !opts.frozen?.includes(p.name));
+    for (const p of all) setTrainable(this.rt, p, vision.includes(p));
     this.ownsHead = !opts.head;
     this.head = opts.head ?? regionHead(vlm, opts.seed ?? 0);
     this.optimizer = new AdamW(this.rt, [...vision, ...regionHeadParams(this.head)], opts);

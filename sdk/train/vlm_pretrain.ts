@@ -14,9 +14,11 @@
 // a linear head on its rows (EncoderTrainer; PRETRAIN_ENCODER_FRACTION).
 // After the VLM's `steps`, a refine phase of `refineSteps` more VLM steps restarts the learning
 // rate (a second warmup and cosine, PRETRAIN_REFINE_LR) on fresh samples of its own mix; the
-// steps before it are those of a run without it, bit for bit. Steps are numbered across the
-// phases: 1 … E the encoder's, E + 1 … E + steps the VLM's, then E + steps + 1 … E + steps + R
-// the refine phase's.
+// steps before it are those of a run without it, bit for bit. A model with a stem skip
+// (vision.stemSkip) then gets a locate phase of `locateSteps` more: the skip, frozen at zero until
+// then, trains with everything else on a mix that leans on `where is …?` (PRETRAIN_LOCATE_MIX).
+// Steps are numbered across the phases: 1 … E the encoder's, E + 1 … E + steps the VLM's, then
+// E + steps + 1 … E + steps + R the refine phase's, then the locate phase's.
 import { EdgeTuneError } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { formatAnswer } from '../data/answer.js';
@@ -64,6 +66,15 @@ export interface PretrainOptions {
   refineMix?: readonly string[];
   /** Image-row targets of the refine phase (default PRETRAIN_REFINE_WORDS). */
   refineWords?: RegionWordChoice;
+  /**
+   * Steps of the locate phase after the refine phase (default 0; it needs a stem skip). Without
+   * one the skip trains from the VLM phase on; with one it stays frozen at zero until its phase.
+   */
+  locateSteps?: number;
+  /** Peak learning rate of the locate phase (default PRETRAIN_LOCATE_LR · lr). */
+  locateLr?: number;
+  /** Question forms of the locate phase (default PRETRAIN_LOCATE_MIX). */
+  locateMix?: readonly string[];
   /** Sequences per step (default 16). */
   batch?: number;
   /** Peak learning rate (default 2e-3), linear warmup (default 5% of steps), cosine to lr/10. */
@@ -220,6 +231,20 @@ export const PRETRAIN_REFINE_MIX: readonly string[] = ['color', 'shape', 'exists
 /** The refine phase's image-row targets: PRETRAIN_REGION_WORDS, and match targets on every count sample. */
 export const PRETRAIN_REFINE_WORDS: RegionWordChoice = { ...PRETRAIN_REGION_WORDS, countMatch: true };
 
+/**
+ * Locate phase (`locateSteps`), for a model with a stem skip (vision.stemSkip): its peak learning
+ * rate as a share of the VLM's, and its mix: the refine phase's with twice the `where is …?`
+ * samples. The skip starts at zero and stays frozen there before this phase, so that the phases
+ * before it are exactly those of the model without it; then it learns, with everything else and a
+ * fresh optimizer state, to carry where inside each token's 16 pixels the box corners are
+ * (README: Pretraining, the locate phase). It lets a stem skip be added to a trained model.
+ */
+export const PRETRAIN_LOCATE_LR = 0.5;
+export const PRETRAIN_LOCATE_MIX: readonly string[] = [...PRETRAIN_REFINE_MIX, 'locate', 'locate', 'locate', 'locate', 'locate'];
+
+/** The stem skip's parameter name in a VLM. */
+const SKIP_PARAM = 'vision_model.embeddings.stem_skip.weight';
+
 /** Share of a phase's steps over which the VLM and refine phases warm their learning rate up. */
 const WARMUP_FRACTION = 0.05;
 
@@ -282,7 +307,7 @@ interface CheckpointTensor {
  * the run's lengths, and the values of `extra` parameters that are not part of the model (the
  * region head).
  */
-async function saveCheckpoint(dir: string, name: 'optimizer' | 'encoder', trainer: StepTrainer, meta: Record<string, number>, extra: Param[] = []): Promise<void> {
+async function saveCheckpoint(dir: string, name: 'optimizer' | 'encoder' | 'locate', trainer: StepTrainer, meta: Record<string, number>, extra: Param[] = []): Promise<void> {
   await trainer.vlm.saveWeights(dir);
   const st = await trainer.optimizer.state();
   const values = new Map<string, Float32Array>();
@@ -307,7 +332,7 @@ async function saveCheckpoint(dir: string, name: 'optimizer' | 'encoder', traine
   await writeBlobFiles(dir, name, { ...meta, t: st.t, step: trainer.step, tensors: index }, data);
 }
 
-async function loadCheckpoint(dir: string, name: 'optimizer' | 'encoder', trainer: StepTrainer, extra: Param[] = []): Promise<Record<string, number>> {
+async function loadCheckpoint(dir: string, name: 'optimizer' | 'encoder' | 'locate', trainer: StepTrainer, extra: Param[] = []): Promise<Record<string, number>> {
   await trainer.vlm.loadWeights(dir);
   const { json, data } = await readBlobFiles(dir, name);
   const j = json as { t: number; step: number; tensors: CheckpointTensor[] } & Record<string, number>;
@@ -329,9 +354,11 @@ async function loadCheckpoint(dir: string, name: 'optimizer' | 'encoder', traine
   return j;
 }
 
-async function removeFile(path: string): Promise<void> {
+/** Removes a checkpoint's `<name>.json` and `<name>.bin` (a later phase's, stale once an earlier one is saved). */
+async function removeCheckpoint(dir: string, name: 'optimizer' | 'locate'): Promise<void> {
   const fs = await import('node:fs/promises');
-  await fs.rm(path, { force: true });
+  await fs.rm(`${dir}/${name}.json`, { force: true });
+  await fs.rm(`${dir}/${name}.bin`, { force: true });
 }
 
 const fmtTime = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
@@ -346,9 +373,17 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   if (!(Number.isInteger(E) && E >= 0)) throw new EdgeTuneError('INVALID_ARGUMENT', `encoderSteps must be a non-negative integer, got ${String(o.encoderSteps)}`);
   const R = o.refineSteps ?? Math.round(steps * PRETRAIN_REFINE_FRACTION);
   if (!(Number.isInteger(R) && R >= 0)) throw new EdgeTuneError('INVALID_ARGUMENT', `refineSteps must be a non-negative integer, got ${String(o.refineSteps)}`);
-  const all = E + steps + R;
+  const hasSkip = cfg.vision.stemSkip !== undefined;
+  const L = o.locateSteps ?? 0;
+  if (!(Number.isInteger(L) && L >= 0)) throw new EdgeTuneError('INVALID_ARGUMENT', `locateSteps must be a non-negative integer, got ${String(o.locateSteps)}`);
+  if (L > 0 && !hasSkip) throw new EdgeTuneError('INVALID_ARGUMENT', 'a locate phase trains the stem skip: the config needs vision.stemSkip');
+  const all = E + steps + R + L;
+  /** First step of the locate phase. */
+  const L0 = E + steps + R + 1;
+  const locateMix = o.locateMix ?? PRETRAIN_LOCATE_MIX;
   const lr = o.lr ?? 2e-3;
   const refineLr = o.refineLr ?? lr * PRETRAIN_REFINE_LR;
+  const locateLr = o.locateLr ?? lr * PRETRAIN_LOCATE_LR;
   const refineMix = o.refineMix ?? PRETRAIN_REFINE_MIX;
   const refineWords = o.refineWords ?? PRETRAIN_REFINE_WORDS;
   const warmupOf = (n: number) => Math.max(1, Math.round(n * WARMUP_FRACTION));
@@ -370,20 +405,39 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   /** The head in the VLM phase (if it stays on), and its parameters, checkpointed with that phase. */
   const vlmHead = keepHead ? head! : undefined;
   const vlmHeadParams = vlmHead ? regionHeadParams(vlmHead) : [];
-  let encoder = E > 0 ? new EncoderTrainer(vlm, { lr, weightDecay, schedule: { lr, warmup: Math.max(1, Math.round(E * ENCODER_WARMUP_FRACTION)), total: E, minLr: lr }, head: head! }) : null;
+  // The stem skip stays frozen at zero until the locate phase when there is one, else until the
+  // VLM phase: the encoder phase teaches shapes, which must not depend on where a shape is
+  // (features bound to positions stalled it: README, coordinate channels).
+  const frozen = L > 0 ? [SKIP_PARAM] : [];
+  let encoder = E > 0 ? new EncoderTrainer(vlm, { lr, weightDecay, schedule: { lr, warmup: Math.max(1, Math.round(E * ENCODER_WARMUP_FRACTION)), total: E, minLr: lr }, head: head!, frozen: hasSkip ? [SKIP_PARAM] : [] }) : null;
   let trainer = null as VlmTrainer | null;
-  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10, ...(R > 0 && { then: { lr: refineLr, warmup: warmupOf(R), total: R, minLr: refineLr / 10 } }) }, grounding, regionHead: vlmHead }));
-  /** Steps done, across both phases. */
-  const done = () => (trainer ? E + trainer.step : (encoder?.step ?? 0));
+  /** Whether `trainer` is the locate phase's (its steps count from the phase's start). */
+  let locating = false;
+  const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10, ...(R > 0 && { then: { lr: refineLr, warmup: warmupOf(R), total: R, minLr: refineLr / 10 } }) }, grounding, regionHead: vlmHead, frozen }));
+  /** The locate phase's trainer: the skip trains too, a fresh optimizer state, its own schedule. */
+  const locateTrainer = () => {
+    if (!locating) {
+      trainer?.destroy();
+      trainer = new VlmTrainer(vlm, { mode: 'full', lr: locateLr, weightDecay, schedule: { lr: locateLr, warmup: warmupOf(L), total: L, minLr: locateLr / 10 }, grounding, regionHead: vlmHead });
+      locating = true;
+    }
+    return trainer!;
+  };
+  /** Steps done, across the phases. */
+  const done = () => (trainer ? E + (locating ? steps + R : 0) + trainer.step : (encoder?.step ?? 0));
   /** The encoder phase's head and optimizer state go once the VLM phase starts. */
   const dropEncoder = () => {
     encoder?.destroy();
     encoder = null;
   };
   if (o.resume) {
-    // A checkpoint of the VLM phase supersedes one of the encoder phase (saving the latter removes the former).
+    // A checkpoint of the locate phase supersedes one of the VLM phase, which supersedes one of the
+    // encoder phase (saving a phase's checkpoint removes the later phases').
     let j: Record<string, number> | null = null;
-    if (await exists(`${ckDir}/optimizer.json`)) {
+    if (await exists(`${ckDir}/locate.json`)) {
+      dropEncoder();
+      j = await loadCheckpoint(ckDir, 'locate', locateTrainer(), vlmHeadParams);
+    } else if (await exists(`${ckDir}/optimizer.json`)) {
       dropEncoder();
       j = await loadCheckpoint(ckDir, 'optimizer', vlmTrainer(), vlmHeadParams);
     } else if (encoder && (await exists(`${ckDir}/encoder.json`))) j = await loadCheckpoint(ckDir, 'encoder', encoder, regionHeadParams(encoder.head));
@@ -392,12 +446,13 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       // The schedule depends on the totals: other --steps give another run than the original.
       // The refine phase's length matters only once it has begun.
       const refineDiffers = (j.refineSteps ?? 0) !== R && done() > E + steps;
-      if ((j.totalSteps !== undefined && j.totalSteps !== steps) || (j.encoderSteps ?? E) !== E || refineDiffers) {
-        log(`warning: the checkpoint was written by a run of ${j.encoderSteps ?? 0} + ${j.totalSteps} + ${j.refineSteps ?? 0} steps; this run has ${E} + ${steps} + ${R} (another lr schedule)`);
+      const locateDiffers = (j.locateSteps ?? 0) !== L && done() >= L0;
+      if ((j.totalSteps !== undefined && j.totalSteps !== steps) || (j.encoderSteps ?? E) !== E || refineDiffers || locateDiffers) {
+        log(`warning: the checkpoint was written by a run of ${j.encoderSteps ?? 0} + ${j.totalSteps} + ${j.refineSteps ?? 0} + ${j.locateSteps ?? 0} steps; this run has ${E} + ${steps} + ${R} + ${L} (another lr schedule)`);
       }
     }
   }
-  const meta = { totalSteps: steps, encoderSteps: E, refineSteps: R };
+  const meta = { totalSteps: steps, encoderSteps: E, refineSteps: R, locateSteps: L };
   const losses = new Map<number, number>();
   const last = Math.min(all, o.stopAt ?? all);
   let window = 0, regionWindow = 0, windowN = 0, first = true;
@@ -419,15 +474,16 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       const mb =
         t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions, words)
         : t <= steps ? pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions, words)
-        : pretrainBatch(vlm, t, B, refineMix, () => false, regions, refineWords);
-      r = await vlmTrainer().trainStep(mb);
+        : g < L0 ? pretrainBatch(vlm, t, B, refineMix, () => false, regions, refineWords)
+        : pretrainBatch(vlm, t, B, locateMix, () => false, regions, refineWords);
+      r = await (g < L0 ? vlmTrainer() : locateTrainer()).trainStep(mb);
       n = mb.batch * mb.seq;
     }
     const dt = performance.now() - ts;
     const phase = g <= E ? 'encoder' : 'vlm';
     const tm = timing[phase];
     // The first step of a call and of a phase compiles pipelines: timed only when it is the only one.
-    if ((!first && g !== E + 1) || tm.steps === 0 && (last - g === 0 || g === E)) {
+    if ((!first && g !== E + 1 && g !== L0) || tm.steps === 0 && (last - g === 0 || g === E)) {
       tm.ms += dt;
       tm.steps++;
       tm.rows += n;
@@ -441,7 +497,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       const tps = tm.ms > 0 ? (tm.rows / tm.ms) * 1000 : 0;
       const eta = phase === 'encoder' ? `${fmtTime(((E - g) * msStep) / 1000)} + the VLM phase` : fmtTime(((all - g) * msStep) / 1000);
       const region = g > E && vlmHead ? `  region ${(regionWindow / windowN).toFixed(4)}` : '';
-      log(`step ${g}/${all} ${g > E + steps ? 'refine' : phase}  loss ${(window / windowN).toFixed(4)}${region}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} rows/s  ${msStep.toFixed(0)} ms/step  eta ${eta}`);
+      log(`step ${g}/${all} ${g >= L0 ? 'locate' : g > E + steps ? 'refine' : phase}  loss ${(window / windowN).toFixed(4)}${region}  lr ${r.lr.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}${r.skipped ? ' (skipped)' : ''}  ${tps.toFixed(0)} rows/s  ${msStep.toFixed(0)} ms/step  eta ${eta}`);
       window = 0;
       regionWindow = 0;
       windowN = 0;
@@ -449,14 +505,21 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     if (ckEvery > 0 && g % ckEvery === 0 && g < all) {
       if (g <= E) {
         await saveCheckpoint(ckDir, 'encoder', encoder!, meta, regionHeadParams(encoder!.head));
-        await removeFile(`${ckDir}/optimizer.json`);
-      } else await saveCheckpoint(ckDir, 'optimizer', trainer!, meta, vlmHeadParams);
+        await removeCheckpoint(ckDir, 'optimizer');
+        await removeCheckpoint(ckDir, 'locate');
+      } else if (g < L0) {
+        await saveCheckpoint(ckDir, 'optimizer', trainer!, meta, vlmHeadParams);
+        await removeCheckpoint(ckDir, 'locate');
+      } else {
+        await saveCheckpoint(ckDir, 'locate', trainer!, meta, vlmHeadParams);
+        await removeCheckpoint(ckDir, 'optimizer');
+      }
     }
     first = false;
   }
   if (done() >= all) {
     await savePackage(vlm, o.out);
-    log(`wrote the model package ${o.out} after ${E} + ${steps} + ${R} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
+    log(`wrote the model package ${o.out} after ${E} + ${steps} + ${R}${L > 0 ? ` + ${L}` : ''} steps (${fmtTime((performance.now() - t0) / 1000)} in this run)`);
   }
   const reached = done();
   dropEncoder();

@@ -17,7 +17,7 @@ import { IGNORE_INDEX, recordLoss, type SoftTable } from '../kernels/loss.js';
 import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernels/grounding_labels.js';
 import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
-import { Activations, setTrainable } from '../nn/module.js';
+import { Activations, setTrainable, type Param } from '../nn/module.js';
 import type { Dense } from '../nn/dense.js';
 import { checkRegionHead, regionHeadParams } from './encoder_pretrain.js';
 import { checkRegionWords, recordRegionLoss, wordsPerRow } from './region_loss.js';
@@ -160,6 +160,12 @@ export interface VlmTrainerOptions extends TrainerOptions {
    * its CE against the micro-batches' `regions` adds to the loss. Not part of the model.
    */
   regionHead?: Dense;
+  /**
+   * Full mode: parameters (by model name, e.g. `vision_model.embeddings.stem_skip.weight`) kept
+   * frozen: no gradient and no optimizer state; gradients still flow through them to what is
+   * before them. Pretraining freezes the stem skip until its locate phase.
+   */
+  frozen?: readonly string[];
 }
 
 export interface VlmStepReport {
@@ -175,6 +181,18 @@ export interface VlmStepReport {
   regionCe: number;
 }
 
+/** The parameters `opts.frozen` names (checked before the trainer changes anything). */
+function frozenParams(vlm: VLM, opts: VlmTrainerOptions): Param[] {
+  if (!opts.frozen?.length) return [];
+  if (opts.mode !== 'full') throw new EdgeTuneError('INVALID_ARGUMENT', 'frozen names parameters to keep out of full-mode training; adapter mode freezes the whole base already');
+  const byName = new Map(vlm.params().map((p) => [p.name, p]));
+  return opts.frozen.map((n) => {
+    const p = byName.get(n);
+    if (!p) throw new EdgeTuneError('INVALID_ARGUMENT', `frozen names ${JSON.stringify(n)}, which is not a parameter of this model`);
+    return p;
+  });
+}
+
 export class VlmTrainer {
   readonly rt: Runtime;
   readonly vlm: VLM;
@@ -187,12 +205,14 @@ export class VlmTrainer {
   constructor(vlm: VLM, opts: VlmTrainerOptions) {
     if (opts.regionHead && opts.mode !== 'full') throw new EdgeTuneError('INVALID_ARGUMENT', 'a region head trains the vision encoder: it needs full mode');
     if (opts.regionHead) checkRegionHead(vlm, opts.regionHead);
+    const frozen = frozenParams(vlm, opts);
     this.rt = vlm.rt;
     this.vlm = vlm;
     this.opts = opts;
     this.bufs = new Activations(vlm.rt);
     vlm.decoder.setMode(opts.mode, opts.adapter);
     for (const p of [...vlm.vision.params(), ...vlm.connector.params()]) setTrainable(this.rt, p, opts.mode === 'full');
+    for (const p of frozen) setTrainable(this.rt, p, false);
     this.optimizer = new AdamW(this.rt, [...vlm.params(), ...(opts.regionHead ? regionHeadParams(opts.regionHead) : [])], opts);
   }
 
