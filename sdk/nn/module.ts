@@ -40,6 +40,16 @@ export function setTrainable(rt: Runtime, p: Param, trainable: boolean): void {
   p.trainable = trainable;
 }
 
+/** The parameters among `params` that `names` name, in that order; INVALID_ARGUMENT for a name none has (`what`: where they were looked for). */
+export function paramsNamed(params: Param[], names: readonly string[], what: string): Param[] {
+  const byName = new Map(params.map((p) => [p.name, p]));
+  return names.map((n) => {
+    const p = byName.get(n);
+    if (!p) throw new EdgeTuneError('INVALID_ARGUMENT', `frozen names ${JSON.stringify(n)}, which is not a parameter of ${what}`);
+    return p;
+  });
+}
+
 /** Per-layer activation buffers, planned per shape and reused across steps. */
 export class Activations {
   private readonly rt: Runtime;

@@ -12,11 +12,10 @@
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
-import { Tensor } from '../gpu/tensor.js';
-import { recordEmbeddingForward } from '../kernels/embedding.js';
+import type { Tensor } from '../gpu/tensor.js';
 import { Dense } from './dense.js';
 import { joinName } from './init.js';
-import { mergeOrder } from './merge_order.js';
+import { BlockGather } from './merge_order.js';
 import { Activations, type Layer, type Param } from './module.js';
 
 export interface StemSkipOptions {
@@ -40,7 +39,7 @@ export class StemSkip implements Layer {
   /** W (k²·C, d), no bias. */
   readonly proj: Dense;
   private readonly acts: Activations;
-  private readonly orders = new Map<number, { order: Tensor; inverse: Tensor }>();
+  private readonly cells: BlockGather;
   private rows = -1;
 
   constructor(rt: Runtime, o: StemSkipOptions) {
@@ -51,6 +50,7 @@ export class StemSkip implements Layer {
     this.d = expectDim('stem skip d', o.d);
     const k = this.block ** 2 * this.channels;
     this.proj = new Dense(rt, { inFeatures: k, outFeatures: this.d, bias: false, weight: new Float32Array(k * this.d), trainable: o.trainable ?? true });
+    this.cells = new BlockGather(rt, this.grid * this.block, this.block);
     this.acts = new Activations(rt);
   }
 
@@ -64,23 +64,13 @@ export class StemSkip implements Layer {
     return this.proj.params(joinName(prefix, 'stem_skip'));
   }
 
-  private order(mapRows: number): { order: Tensor; inverse: Tensor } {
-    let o = this.orders.get(mapRows);
-    if (!o) {
-      const m = mergeOrder(this.grid * this.block, this.block, mapRows / this.mapRows);
-      o = { order: Tensor.from(this.rt, m.order, [mapRows]), inverse: Tensor.from(this.rt, m.inverse, [mapRows]) };
-      this.orders.set(mapRows, o);
-    }
-    return o;
-  }
-
   /** map (B·n·n, C) → (B·g·g, d), layer-owned. */
   async forward(batch: Batch, map: Tensor): Promise<Tensor> {
     const per = this.mapRows * this.channels;
     if (map.size === 0 || map.size % per !== 0) throw new EdgeTuneError('SHAPE_MISMATCH', `the stem skip's map has ${map.size} elements, not a whole number of ${this.grid * this.block}×${this.grid * this.block}×${this.channels} maps`);
     const rows = (this.rows = map.size / this.channels);
     const cells = this.acts.get('cells', [rows, this.channels]);
-    await recordEmbeddingForward(this.rt, batch, { tokens: rows, vocab: rows, d: this.channels, ids: this.order(rows).order.buffer, table: map.buffer, out: cells.buffer });
+    await this.cells.gather(batch, map, cells, rows, this.channels);
     return this.proj.forward(batch, cells, rows / this.block ** 2);
   }
 
@@ -90,18 +80,14 @@ export class StemSkip implements Layer {
     const dcells = await this.proj.backward(batch, dy);
     const dmap = this.acts.get('dmap', [this.rows, this.channels]);
     // A permutation's gradient is the gather by its inverse.
-    await recordEmbeddingForward(this.rt, batch, { tokens: this.rows, vocab: this.rows, d: this.channels, ids: this.order(this.rows).inverse.buffer, table: dcells.buffer, out: dmap.buffer });
+    await this.cells.gather(batch, dcells, dmap, this.rows, this.channels, true);
     return dmap;
   }
 
   release(): void {
     this.acts.clear();
     this.proj.release();
-    for (const o of this.orders.values()) {
-      o.order.release();
-      o.inverse.release();
-    }
-    this.orders.clear();
+    this.cells.release();
     this.rows = -1;
   }
 }

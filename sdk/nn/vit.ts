@@ -9,8 +9,7 @@
 import { EdgeTuneError, expectDim } from '../errors.js';
 import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
-import { Tensor } from '../gpu/tensor.js';
-import { recordEmbeddingForward } from '../kernels/embedding.js';
+import type { Tensor } from '../gpu/tensor.js';
 import { recordAdd, recordAddInto } from '../kernels/elementwise.js';
 import { recordGeluBackward, recordGeluForward } from '../kernels/activation.js';
 import { Attention } from './attention.js';
@@ -21,7 +20,7 @@ import { Activations, type Layer, type Param } from './module.js';
 import { LayerNorm } from './norm.js';
 import { ConvStem, type StemDownsample } from './conv_stem.js';
 import { PatchEmbed } from './patch_embed.js';
-import { mergeOrder } from './merge_order.js';
+import { BlockGather, mergeOrder } from './merge_order.js';
 import { StemSkip } from './stem_skip.js';
 
 export { mergeOrder };
@@ -254,7 +253,7 @@ export class Connector implements Layer {
   readonly visionD: number;
   private readonly acts: Activations;
   private saved: { z: Tensor; rows: number } | null = null;
-  private orders = new Map<number, { order: Tensor; inverse: Tensor }>();
+  private readonly shuffle: BlockGather;
   /** initStd: of fc1 and fc2 (default 0.02). */
   constructor(rt: Runtime, o: { visionD: number; d: number; seed?: number; merge?: number; grid?: number; initStd?: number }) {
     this.rt = rt;
@@ -265,6 +264,7 @@ export class Connector implements Layer {
     if (this.grid % this.merge !== 0) throw new EdgeTuneError('BAD_CONFIG', `a ${this.grid}×${this.grid} patch grid cannot be merged ${this.merge}×${this.merge}`);
     this.fc1 = new Dense(rt, { inFeatures: this.merge ** 2 * o.visionD, outFeatures: o.d, bias: true, initStd: o.initStd, seed: (o.seed ?? 0) * 13 + 1 });
     this.fc2 = new Dense(rt, { inFeatures: o.d, outFeatures: o.d, bias: true, initStd: o.initStd, seed: (o.seed ?? 0) * 13 + 2 });
+    this.shuffle = new BlockGather(rt, this.grid, this.merge);
     this.acts = new Activations(rt);
   }
   /** Output rows per image (of P patches). */
@@ -275,24 +275,13 @@ export class Connector implements Layer {
   params(prefix = ''): Param[] {
     return [...this.fc1.params(joinName(prefix, 'linear_1')), ...this.fc2.params(joinName(prefix, 'linear_2'))];
   }
-  private order(patchRows: number): { order: Tensor; inverse: Tensor } {
-    let o = this.orders.get(patchRows);
-    if (!o) {
-      const images = patchRows / this.grid ** 2;
-      if (!Number.isInteger(images)) throw new EdgeTuneError('SHAPE_MISMATCH', `${patchRows} feature rows are not whole images of ${this.grid ** 2} patches`);
-      const m = mergeOrder(this.grid, this.merge, images);
-      o = { order: Tensor.from(this.rt, m.order, [patchRows]), inverse: Tensor.from(this.rt, m.inverse, [patchRows]) };
-      this.orders.set(patchRows, o);
-    }
-    return o;
-  }
   /** x (B·P, dv) → (B·P/m², d); `rows` = B·P, the feature rows. */
   async forward(batch: Batch, x: Tensor, rows: number): Promise<Tensor> {
     let input = x;
     const out = rows / this.merge ** 2;
     if (this.merge > 1) {
       input = this.acts.get('merged', [rows, this.visionD]);
-      await recordEmbeddingForward(this.rt, batch, { tokens: rows, vocab: rows, d: this.visionD, ids: this.order(rows).order.buffer, table: x.buffer, out: input.buffer });
+      await this.shuffle.gather(batch, x, input, rows, this.visionD);
     }
     const z = await this.fc1.forward(batch, input, out);
     const a = this.acts.get('act', [out, this.fc1.outFeatures]);
@@ -312,7 +301,7 @@ export class Connector implements Layer {
     // A permutation's gradient is the gather by its inverse.
     const patchRows = rows * this.merge ** 2;
     const dx = this.acts.get('dx', [patchRows, this.visionD]);
-    await recordEmbeddingForward(this.rt, batch, { tokens: patchRows, vocab: patchRows, d: this.visionD, ids: this.order(patchRows).inverse.buffer, table: dm.buffer, out: dx.buffer });
+    await this.shuffle.gather(batch, dm, dx, patchRows, this.visionD, true);
     return dx;
   }
 }

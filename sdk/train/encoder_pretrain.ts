@@ -17,7 +17,7 @@ import type { Batch } from '../gpu/launch.js';
 import type { Runtime } from '../gpu/runtime.js';
 import type { Tensor } from '../gpu/tensor.js';
 import { Dense } from '../nn/dense.js';
-import { Activations, setTrainable, type Param } from '../nn/module.js';
+import { Activations, paramsNamed, setTrainable, type Param } from '../nn/module.js';
 import type { VLM } from '../model/vlm.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
 import { learningRate, type LrSchedule } from './schedule.js';
@@ -93,8 +93,8 @@ export class EncoderTrainer {
     // The encoder's parameters under the model's names (vision_model.…), as checkpoints know them.
     const own = new Set(vlm.vision.params().map((p) => p.value));
     const all = vlm.params().filter((p) => own.has(p.value));
-    for (const n of opts.frozen ?? []) if (!all.some((p) => p.name === n)) throw new EdgeTuneError('INVALID_ARGUMENT', `frozen names ${JSON.stringify(n)}, which is not a parameter of the vision encoder`);
-    const vision = all.filter((p) => !opts.frozen?.includes(p.name));
+    const frozen = new Set(paramsNamed(all, opts.frozen ?? [], 'the vision encoder'));
+    const vision = all.filter((p) => !frozen.has(p));
     for (const p of all) setTrainable(this.rt, p, vision.includes(p));
     this.ownsHead = !opts.head;
     this.head = opts.head ?? regionHead(vlm, opts.seed ?? 0);

@@ -15,7 +15,7 @@
 // After the VLM's `steps`, a refine phase of `refineSteps` more VLM steps restarts the learning
 // rate (a second warmup and cosine, PRETRAIN_REFINE_LR) on fresh samples of its own mix; the
 // steps before it are those of a run without it, bit for bit. A model with a stem skip
-// (vision.stemSkip) then gets a locate phase of `locateSteps` more: the skip, frozen at zero until
+// (vision.stemSkip) may then get a locate phase of `locateSteps` more: the skip, frozen at zero until
 // then, trains with everything else on a mix that leans on `where is …?` (PRETRAIN_LOCATE_MIX).
 // Steps are numbered across the phases: 1 … E the encoder's, E + 1 … E + steps the VLM's, then
 // E + steps + 1 … E + steps + R the refine phase's, then the locate phase's.
@@ -474,8 +474,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
       const mb =
         t <= warmSteps ? pretrainBatch(vlm, t, B, PRETRAIN_WARM_MIX, () => true, regions, words)
         : t <= steps ? pretrainBatch(vlm, t, B, mix, (i) => easySample(i, t, steps, easyFraction, warmSteps), regions, words)
-        : g < L0 ? pretrainBatch(vlm, t, B, refineMix, () => false, regions, refineWords)
-        : pretrainBatch(vlm, t, B, locateMix, () => false, regions, refineWords);
+        : pretrainBatch(vlm, t, B, g < L0 ? refineMix : locateMix, () => false, regions, refineWords);
       r = await (g < L0 ? vlmTrainer() : locateTrainer()).trainStep(mb);
       n = mb.batch * mb.seq;
     }

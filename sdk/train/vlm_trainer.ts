@@ -17,7 +17,7 @@ import { IGNORE_INDEX, recordLoss, type SoftTable } from '../kernels/loss.js';
 import { labelAnchors, recordGroundingLabels, type LabelKernel } from '../kernels/grounding_labels.js';
 import { boxLabelPoints, locCells, type Box } from '../model/box_codec.js';
 import { checkIds } from '../kernels/embedding.js';
-import { Activations, setTrainable, type Param } from '../nn/module.js';
+import { Activations, paramsNamed, setTrainable, type Param } from '../nn/module.js';
 import type { Dense } from '../nn/dense.js';
 import { checkRegionHead, regionHeadParams } from './encoder_pretrain.js';
 import { checkRegionWords, recordRegionLoss, wordsPerRow } from './region_loss.js';
@@ -185,12 +185,7 @@ export interface VlmStepReport {
 function frozenParams(vlm: VLM, opts: VlmTrainerOptions): Param[] {
   if (!opts.frozen?.length) return [];
   if (opts.mode !== 'full') throw new EdgeTuneError('INVALID_ARGUMENT', 'frozen names parameters to keep out of full-mode training; adapter mode freezes the whole base already');
-  const byName = new Map(vlm.params().map((p) => [p.name, p]));
-  return opts.frozen.map((n) => {
-    const p = byName.get(n);
-    if (!p) throw new EdgeTuneError('INVALID_ARGUMENT', `frozen names ${JSON.stringify(n)}, which is not a parameter of this model`);
-    return p;
-  });
+  return paramsNamed(vlm.params(), opts.frozen, 'this model');
 }
 
 export class VlmTrainer {
