@@ -58,16 +58,24 @@ function flags(args) {
   return out;
 }
 
+/** The ask options of --box-views N (boxes averaged over N shifted views; 0: as generated), else none. */
+function askOptions(f) {
+  if (f['box-views'] === undefined) return {};
+  const v = Number(f['box-views']);
+  if (!Number.isInteger(v) || v < 0) throw new EdgeTuneError('INVALID_ARGUMENT', `--box-views must be a non-negative integer, got ${f['box-views']}`);
+  return { boxViews: v };
+}
+
 const EMBEDDED = fileURLToPath(new URL('../models/tiny-vlm', import.meta.url));
 
 /** edgetune ask --image <png|jpeg> --question "<text>" [--model <package dir>] [--max-new-tokens N] */
 async function ask(args) {
   const f = flags(args);
-  if (!f.image || !f.question) throw new EdgeTuneError('INVALID_ARGUMENT', 'usage: edgetune ask --image <png|jpeg> --question "<text>" [--model <dir>]');
+  if (!f.image || !f.question) throw new EdgeTuneError('INVALID_ARGUMENT', 'usage: edgetune ask --image <png|jpeg> --question "<text>" [--model <dir>] [--max-new-tokens N] [--box-views N]');
   const model = requireModel(f);
   const image = await readImage(f.image);
   const vlm = await VLM.load(model);
-  const r = await vlm.ask(image, f.question, { maxNewTokens: f['max-new-tokens'] ? Number(f['max-new-tokens']) : undefined });
+  const r = await vlm.ask(image, f.question, { maxNewTokens: f['max-new-tokens'] ? Number(f['max-new-tokens']) : undefined, ...askOptions(f) });
   console.log(JSON.stringify({ text: r.text, boxes: r.boxes, tokens: r.tokens, logprob: r.logprob }));
   return 0;
 }
@@ -88,11 +96,12 @@ async function evalCmd(args) {
   if (world !== 'general' && world !== 'inspection') throw new EdgeTuneError('INVALID_ARGUMENT', `--world must be general or inspection, got ${world}`);
   const n = Number(f.n ?? 1000);
   if (!Number.isInteger(n) || n < 1) throw new EdgeTuneError('INVALID_ARGUMENT', `--n must be a positive integer, got ${f.n}`);
+  const opts = askOptions(f);
   const vlm = await VLM.load(requireModel(f));
   const samples = [], preds = [];
   for (let i = 0; i < n; i++) {
     const s = sampleSplit(world, 'test', i);
-    const r = await vlm.ask(s.image, s.question);
+    const r = await vlm.ask(s.image, s.question, opts);
     const w = s.image.width, h = s.image.height;
     samples.push(s);
     preds.push({ text: r.text, boxes: r.boxes.map((b) => ({ label: b.label, x0: b.x0 / w, y0: b.y0 / h, x1: b.x1 / w, y1: b.y1 / h })) });
@@ -121,13 +130,14 @@ async function demo(args) {
   const f = flags(args);
   const n = Number(f.n ?? 6);
   if (!Number.isInteger(n) || n < 1) throw new EdgeTuneError('INVALID_ARGUMENT', `--n must be a positive integer, got ${f.n}`);
+  const opts = askOptions(f);
   const vlm = await VLM.load(requireModel(f));
   if (f.out) mkdirSync(f.out, { recursive: true });
   for (const world of ['general', 'inspection']) {
     console.log(`${world} world (${world === 'general' ? 'pretraining domain' : 'held out: zero-shot, what adaptation is for'}), test split:`);
     for (let i = 0; i < n; i++) {
       const s = sampleSplit(world, 'test', i);
-      const r = await vlm.ask(s.image, s.question);
+      const r = await vlm.ask(s.image, s.question, opts);
       const w = s.image.width, h = s.image.height;
       let score = '';
       if (s.boxes.length > 0) {

@@ -34,7 +34,7 @@ const o = {
   logEvery: Number(opt('log-every', smoke ? 1 : 10)),
   resume: has('resume'),
 };
-console.log(`pretrain: ${o.config} config, ${o.encoderSteps ?? Math.round(o.steps * et.PRETRAIN_ENCODER_FRACTION)} encoder + ${o.steps} + ${o.refineSteps ?? Math.round(o.steps * et.PRETRAIN_REFINE_FRACTION)} refine + ${o.locateSteps ?? 0} locate steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}`);
+console.log(`pretrain: ${o.config} config, ${o.encoderSteps ?? Math.round(o.steps * et.PRETRAIN_ENCODER_FRACTION)} encoder + ${o.steps} + ${o.refineSteps ?? Math.round(o.steps * et.PRETRAIN_REFINE_FRACTION)} refine + ${o.locateSteps ?? Math.round(o.steps * et.PRETRAIN_LOCATE_FRACTION)} locate steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}`);
 const r = await et.pretrain(rt, o);
 console.log(`done: step ${r.step}, ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSecond.toFixed(0)} tokens/s`);
 rt.destroy();

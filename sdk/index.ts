@@ -16,7 +16,7 @@ export { recordDualLoraForward, recordDualLoraProject, recordDualLoraBackward, d
 export { Attention, KVCache, type AttentionOptions, type AttentionMask, type KVCacheOptions } from './nn/attention.js';
 export { sample, sampleSplit, splitSeed, seedSplit, worldTypes, worldWords, WORLDS, SPLITS, SPLIT_SIZE, DEFAULT_IMAGE_SIZE, type Split } from './data/worlds.js';
 export type { Sample, LabeledBox, SceneObject, WorldName, WorldOptions } from './data/types.js';
-export { GENERAL_TYPES, SHAPES, COLORS, COLOR_NAMES, generalCaption, type Shape, type Color } from './data/general.js';
+export { GENERAL_TYPES, SHAPES, COLORS, COLOR_NAMES, generalCaption, generalShapeMask, type Shape, type Color } from './data/general.js';
 export { INSPECTION_TYPES, DEFECTS, SEVERITIES, SURFACES, DEFECT_SIZES, inspectionCaption, type Defect, type Severity, type Surface } from './data/inspection.js';
 export { formatAnswer, parseAnswer, tokensPerBox, type ParsedAnswer } from './data/answer.js';
 export { createImage, checkImage, resizeImage, toPixelValues, type RGBAImage, type Resample } from './data/image.js';
@@ -50,10 +50,11 @@ export { layoutSequence, layoutBatch, promptIds, answerIds, IMAGE_ROW_ID, type V
 export { VlmTrainer, vlmBatch, type VlmBatch, type VlmItem, type VlmGrounding, type VlmTrainerOptions, type VlmStepReport } from './train/vlm_trainer.js';
 export { regionTargets, regionWords, regionObjects, anchorRows, regionMatches, questionQuery, REGION_WORDS, REGION_MIN_SHARE, type RegionWord } from './train/region_targets.js';
 export { recordRegionLoss, regionSoftTable, type RegionLossArgs, type RegionSoftTable } from './train/region_loss.js';
-export { pretrain, pretrainBatch, PRETRAIN_REGION_TARGETS, PRETRAIN_REGION_WORDS, type RegionWordChoice, regionAttribute, matchSample, PRETRAIN_MIX, PRETRAIN_EASY_FRACTION, PRETRAIN_WARM_FRACTION, PRETRAIN_WARM_MIX, PRETRAIN_GROUNDING, PRETRAIN_ENCODER_FRACTION, PRETRAIN_REGION_HEAD, PRETRAIN_REFINE_FRACTION, PRETRAIN_REFINE_LR, PRETRAIN_REFINE_MIX, PRETRAIN_REFINE_WORDS, PRETRAIN_LOCATE_LR, PRETRAIN_LOCATE_MIX, encoderBatch, easySample, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
+export { pretrain, pretrainBatch, PRETRAIN_REGION_TARGETS, PRETRAIN_REGION_WORDS, type RegionWordChoice, regionAttribute, matchSample, PRETRAIN_MIX, PRETRAIN_EASY_FRACTION, PRETRAIN_WARM_FRACTION, PRETRAIN_WARM_MIX, PRETRAIN_GROUNDING, PRETRAIN_ENCODER_FRACTION, PRETRAIN_REGION_HEAD, PRETRAIN_REFINE_FRACTION, PRETRAIN_REFINE_LR, PRETRAIN_REFINE_MIX, PRETRAIN_REFINE_WORDS, PRETRAIN_LOCATE_FRACTION, PRETRAIN_LOCATE_LR, PRETRAIN_LOCATE_MIX, encoderBatch, easySample, type PretrainOptions, type PretrainResult } from './train/vlm_pretrain.js';
 export { EncoderTrainer, REGION_HEAD_STD, regionHead, regionHeadParams, destroyHead, type EncoderBatch, type EncoderTrainerOptions, type EncoderStepReport } from './train/encoder_pretrain.js';
 export { GraphBuilder, onnx, OPSET } from './model/onnx_write.js';
 export { exportDecoder, exportEmbedTokens, exportVisionEncoder, exportOnnxPackage, VISION_FILE, EMBED_FILE, DECODER_FILE, type ExportedPackage } from './model/export.js';
 export { parseOnnx, checkOps, loadDecoderWeights, loadVisionWeights, decoderInitializerName, DECODER_OPS, type OnnxModel, type OnnxInitializer } from './model/onnx_read.js';
 export { savePackage, loadPackage, FAMILY, FAMILIES, type PackageConfig } from './model/package.js';
+export { viewShifts, shiftPlanes, averageBoxes, checkBoxViews, DEFAULT_BOX_VIEWS, MAX_BOX_VIEWS } from './model/box_views.js';
 export { evaluate, iou, tokenF1, normaliseAnswer, type EvalReport, type Prediction } from './model/eval.js';

@@ -58,6 +58,10 @@ describe('pretraining smoke run and the CLI', () => {
     const r = run(['bin/edgetune.mjs', 'ask', '--model', pkg, '--image', png, '--question', s.question, '--max-new-tokens', '6']);
     expect(r.code, r.err).toBe(0);
     const a = JSON.parse(r.out);
+    // --box-views 0: the boxes as generated; the answer's tokens are the same either way.
+    const plain = run(['bin/edgetune.mjs', 'ask', '--model', pkg, '--image', png, '--question', s.question, '--max-new-tokens', '6', '--box-views', '0']);
+    expect(plain.code, plain.err).toBe(0);
+    expect(JSON.parse(plain.out).tokens).toEqual(a.tokens);
     expect(typeof a.text).toBe('string');
     expect(Array.isArray(a.boxes)).toBe(true);
     expect(a.tokens.length).toBeGreaterThan(0);
@@ -96,6 +100,12 @@ describe('pretraining smoke run and the CLI', () => {
     const corrupt = run(['bin/edgetune.mjs', 'ask', '--model', broken, '--image', png, '--question', 'what shape is this?']);
     expect(corrupt.code).toBe(1);
     expect(corrupt.err).toMatch(/BAD_ONNX/);
+    const views = run(['bin/edgetune.mjs', 'ask', '--model', pkg, '--image', png, '--question', 'where is the red star?', '--box-views', '-1']);
+    expect(views.code).toBe(1);
+    expect(views.err).toMatch(/INVALID_ARGUMENT: --box-views must be a non-negative integer/);
+    const tooMany = run(['bin/edgetune.mjs', 'ask', '--model', pkg, '--image', png, '--question', 'where is the red star?', '--box-views', '17']);
+    expect(tooMany.code).toBe(1);
+    expect(tooMany.err).toMatch(/INVALID_ARGUMENT: boxViews must be an integer in \[0, 16\]/);
     const none = run(['bin/edgetune.mjs', 'ask', '--model', tmp, '--image', png, '--question', 'what shape is this?']);
     expect(none.code).toBe(1);
     expect(none.err).toMatch(/BAD_CONFIG/);

@@ -21,6 +21,20 @@ import { randn } from './helpers/reference.js';
 import { softmaxes } from './helpers/loss_ref.js';
 import { testRuntime } from './helpers/runtime.js';
 import { batchLogits, checkGradients } from './helpers/vlm.js';
+import { averageBoxes, DEFAULT_BOX_VIEWS, viewShifts } from '../sdk/model/box_views.js';
+
+/** An RGBA image moved by (dx, dy) pixels, the edge pixels repeated into the gap. */
+function shiftImage(img: Sample['image'], dx: number, dy: number): Sample['image'] {
+  const { width: w, height: h } = img;
+  const data = new Uint8ClampedArray(img.data.length);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const sx = Math.min(w - 1, Math.max(0, x - dx)), sy = Math.min(h - 1, Math.max(0, y - dy));
+      for (let c = 0; c < 4; c++) data[(y * w + x) * 4 + c] = img.data[(sy * w + sx) * 4 + c]!;
+    }
+  }
+  return { width: w, height: h, data };
+}
 
 const VOCAB = 360;
 const CFG: VlmConfig = {
@@ -169,7 +183,7 @@ describe('training and asking', () => {
     expect(last).toBeLessThan(first / 20);
     trainer.destroy();
     for (const s of picked) {
-      const a = await vlm.ask(s.image, s.question, { maxNewTokens: 8 });
+      const a = await vlm.ask(s.image, s.question, { maxNewTokens: 8, boxViews: 0 });
       expect(a.tokens[a.tokens.length - 1]).toBe(vlm.tokenizer.eosId);
       expect(a.logprob).toBeLessThanOrEqual(0);
       if (s.boxes.length === 0) {
@@ -186,6 +200,25 @@ describe('training and asking', () => {
         });
       }
     }
+    // Boxes from shifted views (the default): the same text and tokens, and each box the mean of
+    // the boxes of the image's shifted copies, each asked about alone and moved back.
+    const loc = picked[3]!;
+    const plain = await vlm.ask(loc.image, loc.question, { maxNewTokens: 8, boxViews: 0 });
+    const viewed = await vlm.ask(loc.image, loc.question, { maxNewTokens: 8 });
+    expect(plain.boxes.length).toBeGreaterThan(0);
+    expect(viewed.tokens).toEqual(plain.tokens);
+    expect(viewed.text).toBe(plain.text);
+    const moved = [];
+    for (const [dx, dy] of viewShifts(DEFAULT_BOX_VIEWS, CFG.vision.patch)) {
+      const v = await vlm.ask(shiftImage(loc.image, dx, dy), loc.question, { maxNewTokens: 8, boxViews: 0 });
+      moved.push(v.boxes.map((b) => ({ label: b.label, x0: (b.x0 - dx) / 16, y0: (b.y0 - dy) / 16, x1: (b.x1 - dx) / 16, y1: (b.y1 - dy) / 16 })));
+    }
+    const want = averageBoxes(plain.boxes.map((b) => ({ label: b.label, x0: b.x0 / 16, y0: b.y0 / 16, x1: b.x1 / 16, y1: b.y1 / 16 })), moved);
+    expect(viewed.boxes.length).toBe(want.length);
+    viewed.boxes.forEach((b, k) => {
+      expect(b.label).toBe(want[k]!.label);
+      for (const c of ['x0', 'y0', 'x1', 'y1'] as const) expect(b[c]).toBeCloseTo(want[k]![c] * 16, 5);
+    });
     // Any image size is resized: a 40×24 image gets an answer (and boxes in its own pixels).
     const big = { width: 40, height: 24, data: new Uint8ClampedArray(40 * 24 * 4).fill(200) };
     const a = await vlm.ask(big, picked[3]!.question, { maxNewTokens: 6 });
@@ -225,19 +258,27 @@ describe('training and asking', () => {
 });
 
 describe('pretraining', () => {
-  test('a run resumed from a checkpoint of any phase reproduces the uninterrupted losses; the refine phase leaves the steps before it unchanged', async () => {
+  test('a run resumed from a checkpoint of any phase reproduces the uninterrupted losses; the refine and locate phases leave the steps before them unchanged', async () => {
     const rt = await testRuntime();
-    // Steps 1–3: the encoder phase; 4–7: the VLM's; 8–9: the refine phase. Checkpoints at 2
-    // (encoder: its head and optimizer state), 4, 6 and 8 (VLM).
-    const base = { config: CFG, steps: 4, encoderSteps: 3, refineSteps: 2, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
-    const whole = await pretrain(rt, { ...base, out: path.join(tmp, 'whole') });
-    expect(whole.step).toBe(9);
-    expect([...whole.losses.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    // The refine phase leaves the steps before it as a run without it has them.
-    const unrefined = await pretrain(rt, { ...base, refineSteps: 0, checkpointEvery: 0, out: path.join(tmp, 'unrefined') });
+    // Steps 1–3: the encoder phase; 4–7: the VLM's; 8–9: the refine phase; 10–11: the locate
+    // phase. Checkpoints at 2 (encoder: its head and optimizer state), 4, 6, 8 (VLM) and 10 (locate).
+    const base = { config: CFG, steps: 4, encoderSteps: 3, refineSteps: 2, locateSteps: 2, batch: 2, lr: 3e-3, checkpointEvery: 2, log: () => {} };
+    const lines: string[] = [];
+    const whole = await pretrain(rt, { ...base, out: path.join(tmp, 'whole'), logEvery: 1, log: (l) => lines.push(l) });
+    expect(whole.step).toBe(11);
+    expect([...whole.losses.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(lines.filter((l) => / locate {2}loss/.test(l)).map((l) => l.split(' ')[1])).toEqual(['10/11', '11/11']);
+    // The refine and locate phases leave the steps before them as a run without them has them.
+    const unrefined = await pretrain(rt, { ...base, refineSteps: 0, locateSteps: 0, checkpointEvery: 0, out: path.join(tmp, 'unrefined') });
     expect(unrefined.step).toBe(7);
     for (let t = 1; t <= 7; t++) expect(unrefined.losses.get(t), `step ${t}`).toBe(whole.losses.get(t));
-    for (const [cutAt, from] of [[3, 2], [5, 4], [8, 8]] as const) {
+    const unlocated = await pretrain(rt, { ...base, locateSteps: 0, checkpointEvery: 0, out: path.join(tmp, 'unlocated') });
+    expect(unlocated.step).toBe(9);
+    for (let t = 1; t <= 9; t++) expect(unlocated.losses.get(t), `step ${t}`).toBe(whole.losses.get(t));
+    // The locate phase trains the model: its weights differ from those at the end of the refine phase.
+    const w9 = await snapshot(unlocated.vlm.baseParams()), w11 = await snapshot(whole.vlm.baseParams());
+    expect([...w9].some(([n, v]) => v.some((x, i) => x !== w11.get(n)![i]))).toBe(true);
+    for (const [cutAt, from] of [[3, 2], [5, 4], [8, 8], [11, 10]] as const) {
       const dir = path.join(tmp, `cut${cutAt}`);
       const cut = await pretrain(rt, { ...base, out: dir, stopAt: cutAt });
       expect(cut.step).toBe(cutAt);
@@ -245,7 +286,7 @@ describe('pretraining', () => {
       const lines: string[] = [];
       const resumed = await pretrain(rt, { ...base, out: dir, resume: true, log: (l) => lines.push(l) });
       expect(lines[0]).toBe(`resumed from ${dir}/checkpoint at step ${from}`);
-      expect([...resumed.losses.keys()]).toEqual([3, 4, 5, 6, 7, 8, 9].filter((t) => t > from));
+      expect([...resumed.losses.keys()]).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11].filter((t) => t > from));
       for (const t of resumed.losses.keys()) expect(resumed.losses.get(t), `step ${t} after resuming at ${from}`).toBe(whole.losses.get(t));
       const w1 = await snapshot(whole.vlm.baseParams()), w2 = await snapshot(resumed.vlm.baseParams());
       for (const [n, v] of w1) expect(w2.get(n), n).toEqual(v);
@@ -286,8 +327,7 @@ describe('pretraining', () => {
     const noLocate = { ...base, locateSteps: 0, checkpointEvery: 0 };
     expect(Array.from(await skipOf((await pretrain(rt, { ...noLocate, stopAt: 1, out: path.join(tmp, 'skip-enc') })).vlm)).every((v) => v === 0)).toBe(true);
     expect((await skipOf((await pretrain(rt, { ...noLocate, stopAt: 2, out: path.join(tmp, 'skip-vlm') })).vlm)).some((v) => v !== 0)).toBe(true);
-    // A locate phase needs a skip; frozen names must be parameters, and only in full mode.
-    await expect(pretrain(rt, { ...base, config: { ...SKIP, vision: plainVision }, out: path.join(tmp, 'skip-none') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // Frozen names must be parameters, and only in full mode.
     const vlm = new VLM(rt, SKIP);
     expect(() => new VlmTrainer(vlm, { mode: 'full', frozen: ['vision_model.no_such.weight'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new EncoderTrainer(vlm, { frozen: ['language_model.embed_tokens.weight'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
@@ -326,6 +366,8 @@ describe('bad input', () => {
     };
     expect(await code(vlm.ask(img, ''))).toBe('INVALID_ARGUMENT');
     expect(await code(vlm.ask(img, '   '))).toBe('INVALID_ARGUMENT');
+    expect(await code(vlm.ask(img, 'where is the red star?', { boxViews: -1 }))).toBe('INVALID_ARGUMENT');
+    expect(await code(vlm.ask(img, 'where is the red star?', { boxViews: 2.5 }))).toBe('INVALID_ARGUMENT');
     expect(await code(vlm.ask({ width: 0, height: 0, data: new Uint8ClampedArray(0) }, 'what shape is this?'))).toBe('INVALID_ARGUMENT');
     expect(await code(vlm.ask({ width: 16, height: 0, data: new Uint8ClampedArray(0) }, 'what shape is this?'))).toBe('INVALID_ARGUMENT');
     expect(await code(vlm.ask(img, 'what shape is this?', { maxNewTokens: 0 }))).toBe('INVALID_ARGUMENT');

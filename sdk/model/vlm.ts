@@ -21,6 +21,7 @@ import { Activations, type Param } from '../nn/module.js';
 import { normalInit } from '../nn/init.js';
 import { Connector, STEM_CONNECTOR_STD, VisionEncoder, type VisionConfig } from '../nn/vit.js';
 import { generate } from './generate.js';
+import { averageBoxes, checkBoxViews, DEFAULT_BOX_VIEWS, shiftPlanes, viewShifts } from './box_views.js';
 import { promptIds } from './prompt.js';
 import { Tokenizer, type TokenizerJSON } from './tokenizer.js';
 
@@ -71,12 +72,18 @@ export interface AskOptions {
   temperature?: number;
   topK?: number;
   seed?: number;
+  /**
+   * When the answer has boxes, average them over this many shifted views of the image
+   * (sdk/model/box_views.ts; default DEFAULT_BOX_VIEWS = 4; 0: the boxes as generated). Each view
+   * is one more vision forward and generation; text, tokens and logprob are the unshifted image's.
+   */
+  boxViews?: number;
 }
 
 export interface AskResult {
   /** The answer without location tokens (for boxes: their labels joined with ` ; `). */
   text: string;
-  /** The decoded answer as generated, location tokens included. */
+  /** The decoded answer as generated for the image as given, location tokens included (boxes may be refined: AskOptions.boxViews). */
   raw: string;
   /** Boxes in the input image's pixel coordinates. */
   boxes: LabeledBox[];
@@ -185,11 +192,34 @@ export class VLM {
     const image = await readImage(input);
     const maxNewTokens = options.maxNewTokens ?? 48;
     expectDim('maxNewTokens', maxNewTokens);
+    const views = checkBoxViews(options.boxViews ?? DEFAULT_BOX_VIEWS);
+    const n = this.patches + prompt.length;
+    if (n >= this.cfg.decoder.maxPositions) throw new EdgeTuneError('TOO_LARGE', `the question is too long: ${n} rows leave no room in the model's ${this.cfg.decoder.maxPositions} positions`);
+    const px = this.pixelValues(image);
+    const g = await this.answerPixels(px, prompt, maxNewTokens, options);
+    const raw = this.tokenizer.decode(g.tokens, { skipSpecial: true });
+    const parsed = parseAnswer(raw, this.tokenizer.codec, { strict: false });
+    let found = parsed.boxes;
+    if (found.length > 0 && views > 0) {
+      // Boxes from shifted views (sdk/model/box_views.ts): each view's boxes moved back, then averaged.
+      const size = this.cfg.vision.imageSize;
+      const moved: LabeledBox[][] = [];
+      for (const [dx, dy] of viewShifts(views, this.cfg.vision.patch)) {
+        const v = await this.answerPixels(shiftPlanes(px, 3, size, size, dx, dy), prompt, maxNewTokens, options);
+        const boxes = parseAnswer(this.tokenizer.decode(v.tokens, { skipSpecial: true }), this.tokenizer.codec, { strict: false }).boxes;
+        moved.push(boxes.map((b) => ({ label: b.label, x0: b.x0 - dx / size, y0: b.y0 - dy / size, x1: b.x1 - dx / size, y1: b.y1 - dy / size })));
+      }
+      found = averageBoxes(found, moved);
+    }
+    const boxes = found.map((b) => ({ label: b.label, x0: b.x0 * image.width, y0: b.y0 * image.height, x1: b.x1 * image.width, y1: b.y1 * image.height }));
+    return { text: parsed.boxes.length > 0 ? parsed.text : raw, raw, boxes, tokens: g.tokens, logprob: g.logprobs.reduce((a, b) => a + b, 0) };
+  }
+
+  /** Generates the answer to a prompt about one image's pixel values (the model's size, normalised). */
+  private async answerPixels(px: Float32Array, prompt: Int32Array, maxNewTokens: number, options: AskOptions) {
     const P = this.patches;
     const d = this.cfg.decoder.dModel;
     const n = P + prompt.length;
-    if (n >= this.cfg.decoder.maxPositions) throw new EdgeTuneError('TOO_LARGE', `the question is too long: ${n} rows leave no room in the model's ${this.cfg.decoder.maxPositions} positions`);
-    const px = this.pixelValues(image);
     const ids = this.acts.get('ask.ids', [prompt.length], 'i32');
     ids.write(prompt);
     const rows = this.acts.get('ask.prompt', [n, d]);
@@ -207,14 +237,10 @@ export class VLM {
     const txt = await this.decoder.embedTokens(batch, ids);
     batch.copy(txt.buffer, 0, rows.buffer, P * d * 4, prompt.length * d * 4);
     await batch.submit();
-    const g = await generate(this.decoder, rows, {
+    return generate(this.decoder, rows, {
       maxNewTokens, stop: [this.tokenizer.eosId], prefix: n,
       temperature: options.temperature, topK: options.topK, seed: options.seed,
     });
-    const raw = this.tokenizer.decode(g.tokens, { skipSpecial: true });
-    const parsed = parseAnswer(raw, this.tokenizer.codec, { strict: false });
-    const boxes = parsed.boxes.map((b) => ({ label: b.label, x0: b.x0 * image.width, y0: b.y0 * image.height, x1: b.x1 * image.width, y1: b.y1 * image.height }));
-    return { text: parsed.boxes.length > 0 ? parsed.text : raw, raw, boxes, tokens: g.tokens, logprob: g.logprobs.reduce((a, b) => a + b, 0) };
   }
 
   /** The base weights as one float32 blob and its index (names, shapes, offsets in floats). */

@@ -14,9 +14,9 @@
 // a linear head on its rows (EncoderTrainer; PRETRAIN_ENCODER_FRACTION).
 // After the VLM's `steps`, a refine phase of `refineSteps` more VLM steps restarts the learning
 // rate (a second warmup and cosine, PRETRAIN_REFINE_LR) on fresh samples of its own mix; the
-// steps before it are those of a run without it, bit for bit. A model with a stem skip
-// (vision.stemSkip) may then get a locate phase of `locateSteps` more: the skip, frozen at zero until
-// then, trains with everything else on a mix that leans on `where is …?` (PRETRAIN_LOCATE_MIX).
+// steps before it are those of a run without it, bit for bit. A locate phase of `locateSteps` more
+// then trains everything with a fresh optimizer state on a mix that leans on `where is …?`
+// (PRETRAIN_LOCATE_MIX); a stem skip (vision.stemSkip), frozen at zero until then, trains with it.
 // Steps are numbered across the phases: 1 … E the encoder's, E + 1 … E + steps the VLM's, then
 // E + steps + 1 … E + steps + R the refine phase's, then the locate phase's.
 import { EdgeTuneError } from '../errors.js';
@@ -67,8 +67,9 @@ export interface PretrainOptions {
   /** Image-row targets of the refine phase (default PRETRAIN_REFINE_WORDS). */
   refineWords?: RegionWordChoice;
   /**
-   * Steps of the locate phase after the refine phase (default 0; it needs a stem skip). Without
-   * one the skip trains from the VLM phase on; with one it stays frozen at zero until its phase.
+   * Steps of the locate phase after the refine phase (default round(PRETRAIN_LOCATE_FRACTION ·
+   * steps); 0: none). A stem skip stays frozen at zero until this phase, or, without one, trains
+   * from the VLM phase on.
    */
   locateSteps?: number;
   /** Peak learning rate of the locate phase (default PRETRAIN_LOCATE_LR · lr). */
@@ -232,13 +233,15 @@ export const PRETRAIN_REFINE_MIX: readonly string[] = ['color', 'shape', 'exists
 export const PRETRAIN_REFINE_WORDS: RegionWordChoice = { ...PRETRAIN_REGION_WORDS, countMatch: true };
 
 /**
- * Locate phase (`locateSteps`), for a model with a stem skip (vision.stemSkip): its peak learning
- * rate as a share of the VLM's, and its mix: the refine phase's with twice the `where is …?`
- * samples. The skip starts at zero and stays frozen there before this phase, so that the phases
- * before it are exactly those of the model without it; then it learns, with everything else and a
- * fresh optimizer state, to carry where inside each token's 16 pixels the box corners are
- * (README: Pretraining, the locate phase). It lets a stem skip be added to a trained model.
+ * Locate phase (`locateSteps`): its length as a share of the VLM's steps, its peak learning rate
+ * as a share of the VLM's, and its mix: the refine phase's with twice the `where is …?` samples.
+ * After the refine phase, boxes are the weak answers (IoU ≥ 0.5 on about a third): this phase
+ * restarts training with a fresh optimizer state, the region head kept on, and gives them a third
+ * of the samples while counts keep half (README: Pretraining, the locate phase). A stem skip
+ * (vision.stemSkip) starts at zero and stays frozen there before this phase, so that the phases
+ * before it are exactly those of the model without it; then it trains with everything else.
  */
+export const PRETRAIN_LOCATE_FRACTION = 0;
 export const PRETRAIN_LOCATE_LR = 0.5;
 export const PRETRAIN_LOCATE_MIX: readonly string[] = [...PRETRAIN_REFINE_MIX, 'locate', 'locate', 'locate', 'locate', 'locate'];
 
@@ -374,9 +377,8 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   const R = o.refineSteps ?? Math.round(steps * PRETRAIN_REFINE_FRACTION);
   if (!(Number.isInteger(R) && R >= 0)) throw new EdgeTuneError('INVALID_ARGUMENT', `refineSteps must be a non-negative integer, got ${String(o.refineSteps)}`);
   const hasSkip = cfg.vision.stemSkip !== undefined;
-  const L = o.locateSteps ?? 0;
+  const L = o.locateSteps ?? Math.round(steps * PRETRAIN_LOCATE_FRACTION);
   if (!(Number.isInteger(L) && L >= 0)) throw new EdgeTuneError('INVALID_ARGUMENT', `locateSteps must be a non-negative integer, got ${String(o.locateSteps)}`);
-  if (L > 0 && !hasSkip) throw new EdgeTuneError('INVALID_ARGUMENT', 'a locate phase trains the stem skip: the config needs vision.stemSkip');
   const all = E + steps + R + L;
   /** First step of the locate phase. */
   const L0 = E + steps + R + 1;
@@ -408,13 +410,13 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   // The stem skip stays frozen at zero until the locate phase when there is one, else until the
   // VLM phase: the encoder phase teaches shapes, which must not depend on where a shape is
   // (features bound to positions stalled it: README, coordinate channels).
-  const frozen = L > 0 ? [SKIP_PARAM] : [];
+  const frozen = L > 0 && hasSkip ? [SKIP_PARAM] : [];
   let encoder = E > 0 ? new EncoderTrainer(vlm, { lr, weightDecay, schedule: { lr, warmup: Math.max(1, Math.round(E * ENCODER_WARMUP_FRACTION)), total: E, minLr: lr }, head: head!, frozen: hasSkip ? [SKIP_PARAM] : [] }) : null;
   let trainer = null as VlmTrainer | null;
   /** Whether `trainer` is the locate phase's (its steps count from the phase's start). */
   let locating = false;
   const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10, ...(R > 0 && { then: { lr: refineLr, warmup: warmupOf(R), total: R, minLr: refineLr / 10 } }) }, grounding, regionHead: vlmHead, frozen }));
-  /** The locate phase's trainer: the skip trains too, a fresh optimizer state, its own schedule. */
+  /** The locate phase's trainer: a fresh optimizer state, its own schedule; a stem skip trains too. */
   const locateTrainer = () => {
     if (!locating) {
       trainer?.destroy();
