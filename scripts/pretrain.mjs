@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run pretrain -- [--steps N] [--encoder-steps E] [--refine-steps R] [--locate-steps L] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
+// `npm run pretrain -- [--steps N] [--encoder-steps E] [--refine-steps R] [--locate-steps L] [--locate-from DIR] [--out DIR] [--batch B] [--lr X] [--resume] [--smoke]
 //                      [--checkpoint-every K] [--seed S]`
 //                      [--checkpoints DIR]
 // Deterministic pretraining of the tiny VLM on the general world (README: The tiny VLM). --smoke runs a
@@ -33,8 +33,9 @@ const o = {
   checkpointEvery: Number(opt('checkpoint-every', smoke ? 3 : 100)),
   logEvery: Number(opt('log-every', smoke ? 1 : 10)),
   resume: has('resume'),
+  locateFrom: opt('locate-from'),
 };
-console.log(`pretrain: ${o.config} config, ${o.encoderSteps ?? Math.round(o.steps * et.PRETRAIN_ENCODER_FRACTION)} encoder + ${o.steps} + ${o.refineSteps ?? Math.round(o.steps * et.PRETRAIN_REFINE_FRACTION)} refine + ${o.locateSteps ?? Math.round(o.steps * et.PRETRAIN_LOCATE_FRACTION)} locate steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}`);
+console.log(`pretrain: ${o.config} config, ${o.encoderSteps ?? Math.round(o.steps * et.PRETRAIN_ENCODER_FRACTION)} encoder + ${o.steps} + ${o.refineSteps ?? Math.round(o.steps * et.PRETRAIN_REFINE_FRACTION)} refine + ${o.locateSteps ?? Math.round(o.steps * et.PRETRAIN_LOCATE_FRACTION)} locate steps of ${o.batch}, lr ${o.lr}, out ${o.out}${o.resume ? ', resume' : ''}${o.locateFrom ? `, locate phase from ${o.locateFrom}` : ''}`);
 const r = await et.pretrain(rt, o);
 console.log(`done: step ${r.step}, ${r.msPerStep.toFixed(0)} ms/step, ${r.tokensPerSecond.toFixed(0)} tokens/s`);
 rt.destroy();

@@ -32,23 +32,30 @@ afterAll(() => {
 
 describe('pretraining smoke run and the CLI', () => {
   test('npm run pretrain -- --smoke writes a loadable model package', () => {
-    const r = run(['scripts/pretrain.mjs', '--smoke', '--steps', '6', '--locate-steps', '2', '--out', pkg, '--checkpoints', path.join(tmp, 'ck'), '--checkpoint-every', '2']);
+    const r = run(['scripts/pretrain.mjs', '--smoke', '--steps', '6', '--out', pkg, '--checkpoints', path.join(tmp, 'ck'), '--checkpoint-every', '2']);
     expect(r.code, r.err).toBe(0);
     // 2 encoder steps (PRETRAIN_ENCODER_FRACTION, 1/3, of 6), then the VLM's 6, then 2 of the refine phase (PRETRAIN_REFINE_FRACTION, 5/16, of 6),
-    // then the 2 locate steps asked for (the smoke config has a stem skip).
-    expect(r.out).toContain('2 encoder + 6 + 2 refine + 2 locate steps');
-    expect(r.out).toMatch(/step 2\/12 encoder {2}loss \d+\.\d+/);
-    expect(r.out).toMatch(/step 8\/12 vlm {2}loss \d+\.\d+/);
-    expect(r.out).toMatch(/step 10\/12 refine {2}loss \d+\.\d+/);
-    expect(r.out).toMatch(/step 12\/12 locate {2}loss \d+\.\d+/);
+    // then 4 of the locate phase (PRETRAIN_LOCATE_FRACTION, 5/8, of 6; the smoke config has a stem skip, which trains there).
+    expect(r.out).toContain('2 encoder + 6 + 2 refine + 4 locate steps');
+    expect(r.out).toMatch(/step 2\/14 encoder {2}loss \d+\.\d+/);
+    expect(r.out).toMatch(/step 8\/14 vlm {2}loss \d+\.\d+/);
+    expect(r.out).toMatch(/step 10\/14 refine {2}loss \d+\.\d+/);
+    expect(r.out).toMatch(/step 14\/14 locate {2}loss \d+\.\d+/);
     expect(r.out).toContain(`wrote the model package ${pkg}`);
     for (const f of ['config.json', 'tokenizer.json', 'vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx']) expect(existsSync(path.join(pkg, f)), f).toBe(true);
     expect(JSON.parse(readFileSync(path.join(pkg, 'config.json'), 'utf8')).family).toBe('edgetune-tiny-vlm');
     // Resuming a finished run from its last checkpoint reaches the same step count.
-    const again = run(['scripts/pretrain.mjs', '--smoke', '--steps', '6', '--locate-steps', '2', '--out', path.join(tmp, 'pkg2'), '--checkpoints', path.join(tmp, 'ck'), '--resume']);
+    const again = run(['scripts/pretrain.mjs', '--smoke', '--steps', '6', '--out', path.join(tmp, 'pkg2'), '--checkpoints', path.join(tmp, 'ck'), '--resume']);
     expect(again.code, again.err).toBe(0);
     expect(again.out).toContain('resumed from');
-    expect(again.out).toMatch(/done: step 12/);
+    expect(again.out).toMatch(/done: step 14/);
+    // --locate-from: the locate phase alone, from the package the first run wrote.
+    const located = run(['scripts/pretrain.mjs', '--smoke', '--steps', '6', '--locate-from', pkg, '--out', path.join(tmp, 'pkg3'), '--checkpoints', path.join(tmp, 'ck3')]);
+    expect(located.code, located.err).toBe(0);
+    expect(located.out).toContain(`starting the locate phase at step 10 from the weights of ${pkg}`);
+    expect(located.out).toMatch(/step 14\/14 locate {2}loss \d+\.\d+/);
+    expect(located.out).not.toMatch(/step \d+\/14 (encoder|vlm|refine) /);
+    expect(existsSync(path.join(tmp, 'pkg3', 'decoder_model_merged.onnx'))).toBe(true);
   });
 
   test('edgetune ask prints the answer as JSON for PNG and JPEG images', () => {

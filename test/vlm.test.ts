@@ -278,6 +278,21 @@ describe('pretraining', () => {
     // The locate phase trains the model: its weights differ from those at the end of the refine phase.
     const w9 = await snapshot(unlocated.vlm.baseParams()), w11 = await snapshot(whole.vlm.baseParams());
     expect([...w9].some(([n, v]) => v.some((x, i) => x !== w11.get(n)![i]))).toBe(true);
+    // It depends on the weights alone: started from those a run wrote at the end of its refine
+    // phase (as weights.json or as the model package), it gives the whole run's losses and weights.
+    await unlocated.vlm.saveWeights(path.join(tmp, 'refined-w'));
+    for (const from of [path.join(tmp, 'refined-w'), path.join(tmp, 'unlocated')]) {
+      const log: string[] = [];
+      const located = await pretrain(rt, { ...base, checkpointEvery: 0, locateFrom: from, out: path.join(tmp, 'located'), log: (l) => log.push(l) });
+      expect(log[0]).toBe(`starting the locate phase at step 9 from the weights of ${from}`);
+      expect([...located.losses.keys()]).toEqual([10, 11]);
+      for (const t of [10, 11]) expect(located.losses.get(t), `step ${t} from ${from}`).toBe(whole.losses.get(t));
+      const w = await snapshot(located.vlm.baseParams());
+      for (const [n, v] of w11) expect(w.get(n), n).toEqual(v);
+    }
+    await expect(pretrain(rt, { ...base, locateFrom: path.join(tmp, 'refined-w'), resume: true, out: path.join(tmp, 'located') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(pretrain(rt, { ...base, locateSteps: 0, locateFrom: path.join(tmp, 'refined-w'), out: path.join(tmp, 'located') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(pretrain(rt, { ...base, locateFrom: path.join(tmp, 'no-such-model'), out: path.join(tmp, 'located') })).rejects.toBeInstanceOf(EdgeTuneError);
     for (const [cutAt, from] of [[3, 2], [5, 4], [8, 8], [11, 10]] as const) {
       const dir = path.join(tmp, `cut${cutAt}`);
       const cut = await pretrain(rt, { ...base, out: dir, stopAt: cutAt });

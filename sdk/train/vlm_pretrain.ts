@@ -30,6 +30,7 @@ import { vlmBatch, VlmTrainer, type VlmBatch } from './vlm_trainer.js';
 import { savePackage } from '../model/package.js';
 import type { LabelKernel } from '../kernels/grounding_labels.js';
 import type { Param } from '../nn/module.js';
+import type { Dense } from '../nn/dense.js';
 import type { AdamW } from './optimizer.js';
 import { REGION_WORDS, regionMatches, regionObjects, regionTargets, regionWords, type RegionWord } from './region_targets.js';
 import { destroyHead, EncoderTrainer, regionHead, regionHeadParams, type EncoderBatch } from './encoder_pretrain.js';
@@ -88,6 +89,13 @@ export interface PretrainOptions {
   checkpointEvery?: number;
   /** Continue from `<out>/checkpoint` when it exists. */
   resume?: boolean;
+  /**
+   * Start at the locate phase with the weights of a trained model: a directory with weights.json
+   * (VLM.saveWeights) or a model package (VLM.load). The phase depends on the weights alone (a
+   * fresh optimizer state and region head), so this gives what a whole run gives from the model
+   * it wrote at the end of its refine phase. Not with `resume`.
+   */
+  locateFrom?: string;
   /** Stop after this step (numbered across both phases) without writing the final weights (tests: an interrupted run). */
   stopAt?: number;
   /** Steps between progress lines (default 10). */
@@ -233,17 +241,18 @@ export const PRETRAIN_REFINE_MIX: readonly string[] = ['color', 'shape', 'exists
 export const PRETRAIN_REFINE_WORDS: RegionWordChoice = { ...PRETRAIN_REGION_WORDS, countMatch: true };
 
 /**
- * Locate phase (`locateSteps`): its length as a share of the VLM's steps, its peak learning rate
- * as a share of the VLM's, and its mix: the refine phase's with twice the `where is …?` samples.
- * After the refine phase, boxes are the weak answers (IoU ≥ 0.5 on about a third): this phase
- * restarts training with a fresh optimizer state, the region head kept on, and gives them a third
- * of the samples while counts keep half (README: Pretraining, the locate phase). A stem skip
- * (vision.stemSkip) starts at zero and stays frozen there before this phase, so that the phases
- * before it are exactly those of the model without it; then it trains with everything else.
+ * Locate phase (`locateSteps`): its length as a share of the VLM's steps (5/8: 1000 steps), its
+ * peak learning rate as a share of the VLM's, and its mix: the refine phase's with three times the
+ * `where is …?` samples (15 of 35; counts 15). After the refine phase, boxes are the weak answers
+ * (IoU ≥ 0.5 on about a third): this phase restarts training with a fresh optimizer state and a
+ * new region head (VlmTrainer in full mode, everything trains) on samples of its own, and gives
+ * boxes the steps (README: Pretraining, the locate phase). A stem skip (vision.stemSkip) starts at
+ * zero and stays frozen there before this phase, so that the phases before it are exactly those
+ * of the model without it; then it trains with everything else.
  */
-export const PRETRAIN_LOCATE_FRACTION = 0;
+export const PRETRAIN_LOCATE_FRACTION = 5 / 8;
 export const PRETRAIN_LOCATE_LR = 0.5;
-export const PRETRAIN_LOCATE_MIX: readonly string[] = [...PRETRAIN_REFINE_MIX, 'locate', 'locate', 'locate', 'locate', 'locate'];
+export const PRETRAIN_LOCATE_MIX: readonly string[] = [...PRETRAIN_REFINE_MIX, ...Array<string>(10).fill('locate')];
 
 /** The stem skip's parameter name in a VLM. */
 const SKIP_PARAM = 'vision_model.embeddings.stem_skip.weight';
@@ -416,15 +425,22 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   /** Whether `trainer` is the locate phase's (its steps count from the phase's start). */
   let locating = false;
   const vlmTrainer = () => (trainer ??= new VlmTrainer(vlm, { mode: 'full', lr, weightDecay, schedule: { lr, warmup, total: steps, minLr: lr / 10, ...(R > 0 && { then: { lr: refineLr, warmup: warmupOf(R), total: R, minLr: refineLr / 10 } }) }, grounding, regionHead: vlmHead, frozen }));
-  /** The locate phase's trainer: a fresh optimizer state, its own schedule; a stem skip trains too. */
+  /**
+   * The locate phase's trainer: a fresh optimizer state, its own schedule, and a new region head
+   * (initialised as the encoder phase's was), so that the phase depends on the model's weights
+   * alone; a stem skip trains too.
+   */
+  let locateHead: Dense | null = null;
   const locateTrainer = () => {
     if (!locating) {
       trainer?.destroy();
-      trainer = new VlmTrainer(vlm, { mode: 'full', lr: locateLr, weightDecay, schedule: { lr: locateLr, warmup: warmupOf(L), total: L, minLr: locateLr / 10 }, grounding, regionHead: vlmHead });
+      locateHead = keepHead ? regionHead(vlm, o.seed ?? 0) : null;
+      trainer = new VlmTrainer(vlm, { mode: 'full', lr: locateLr, weightDecay, schedule: { lr: locateLr, warmup: warmupOf(L), total: L, minLr: locateLr / 10 }, grounding, regionHead: locateHead ?? undefined });
       locating = true;
     }
     return trainer!;
   };
+  const locateHeadParams = () => (locateHead ? regionHeadParams(locateHead) : []);
   /** Steps done, across the phases. */
   const done = () => (trainer ? E + (locating ? steps + R : 0) + trainer.step : (encoder?.step ?? 0));
   /** The encoder phase's head and optimizer state go once the VLM phase starts. */
@@ -432,13 +448,27 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     encoder?.destroy();
     encoder = null;
   };
+  if (o.locateFrom !== undefined) {
+    if (o.resume) throw new EdgeTuneError('INVALID_ARGUMENT', 'locateFrom starts a run at the locate phase: it cannot also resume one');
+    if (L === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'locateFrom needs a locate phase (locateSteps > 0)');
+    dropEncoder();
+    if (await exists(`${o.locateFrom}/weights.json`)) await vlm.loadWeights(o.locateFrom);
+    else {
+      const trained = await VLM.load(o.locateFrom, { runtime: rt, vision: 'engine' });
+      const { index, data } = await trained.exportWeights();
+      vlm.importWeights(index, data);
+    }
+    locateTrainer();
+    log(`starting the locate phase at step ${done()} from the weights of ${o.locateFrom}`);
+  }
   if (o.resume) {
     // A checkpoint of the locate phase supersedes one of the VLM phase, which supersedes one of the
     // encoder phase (saving a phase's checkpoint removes the later phases').
     let j: Record<string, number> | null = null;
     if (await exists(`${ckDir}/locate.json`)) {
       dropEncoder();
-      j = await loadCheckpoint(ckDir, 'locate', locateTrainer(), vlmHeadParams);
+      const tr = locateTrainer();
+      j = await loadCheckpoint(ckDir, 'locate', tr, locateHeadParams());
     } else if (await exists(`${ckDir}/optimizer.json`)) {
       dropEncoder();
       j = await loadCheckpoint(ckDir, 'optimizer', vlmTrainer(), vlmHeadParams);
@@ -512,7 +542,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
         await saveCheckpoint(ckDir, 'optimizer', trainer!, meta, vlmHeadParams);
         await removeCheckpoint(ckDir, 'locate');
       } else {
-        await saveCheckpoint(ckDir, 'locate', trainer!, meta, vlmHeadParams);
+        await saveCheckpoint(ckDir, 'locate', trainer!, meta, locateHeadParams());
         await removeCheckpoint(ckDir, 'optimizer');
       }
     }
@@ -526,6 +556,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
   dropEncoder();
   trainer?.destroy();
   if (head) destroyHead(head);
+  if (locateHead) destroyHead(locateHead);
   const tm = timing.vlm.steps > 0 ? timing.vlm : timing.encoder;
   return { vlm, losses, step: reached, msPerStep: tm.steps ? tm.ms / tm.steps : 0, tokensPerSecond: tm.ms > 0 ? (tm.rows / tm.ms) * 1000 : 0 };
 }
