@@ -16,7 +16,7 @@ export { recordDualLoraForward, recordDualLoraProject, recordDualLoraBackward, d
 export { Attention, KVCache, type AttentionOptions, type AttentionMask, type KVCacheOptions } from './nn/attention.js';
 export { sample, sampleSplit, splitSeed, seedSplit, worldTypes, worldWords, WORLDS, SPLITS, SPLIT_SIZE, DEFAULT_IMAGE_SIZE, type Split } from './data/worlds.js';
 export type { Sample, LabeledBox, SceneObject, WorldName, WorldOptions } from './data/types.js';
-export { GENERAL_TYPES, SHAPES, COLORS, COLOR_NAMES, generalCaption, generalShapeMask, type Shape, type Color } from './data/general.js';
+export { GENERAL_TYPES, SHAPES, COLORS, COLOR_NAMES, generalCaption, type Shape, type Color } from './data/general.js';
 export { INSPECTION_TYPES, DEFECTS, SEVERITIES, SURFACES, DEFECT_SIZES, inspectionCaption, type Defect, type Severity, type Surface } from './data/inspection.js';
 export { formatAnswer, parseAnswer, tokensPerBox, type ParsedAnswer } from './data/answer.js';
 export { createImage, checkImage, resizeImage, toPixelValues, type RGBAImage, type Resample } from './data/image.js';

@@ -48,6 +48,18 @@ export async function savePackage(vlm: VLM, dir: string): Promise<void> {
   await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
 }
 
+/**
+ * Reads a package's weights from the initializers of its decoder and vision ONNX files into `vlm`
+ * (BAD_ONNX for a corrupt file, BAD_CONFIG for one that does not match the model); returns the
+ * vision file's bytes.
+ */
+export async function loadPackageWeights(vlm: VLM, source: string): Promise<Uint8Array> {
+  loadDecoderWeights(vlm.decoder, parseOnnx(await readFile(source, DECODER_FILE), DECODER_FILE));
+  const visionBytes = await readFile(source, VISION_FILE);
+  loadVisionWeights(vlm.vision, vlm.connector, parseOnnx(visionBytes, VISION_FILE));
+  return visionBytes;
+}
+
 /** Builds the VLM of a model package (directory or URL) with the weights of its ONNX files. */
 export async function loadPackage(rt: Runtime, source: string, options: Pick<LoadOptions, 'vision' | 'executionProviders'> = {}): Promise<VLM> {
   if (typeof source !== 'string' || source.length === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'VLM.load needs a directory or a URL');
@@ -62,9 +74,7 @@ export async function loadPackage(rt: Runtime, source: string, options: Pick<Loa
   const tokenizer = Tokenizer.fromJSON(parseJson(await readFile(source, 'tokenizer.json'), 'tokenizer.json'));
   if (cfg.merge !== undefined && !(Number.isInteger(cfg.merge) && cfg.merge >= 1)) throw new EdgeTuneError('BAD_CONFIG', `config.json: merge must be a positive integer, got ${JSON.stringify(cfg.merge)}`);
   const vlm = new VLM(rt, { vision: cfg.vision, decoder: cfg.decoder, imageMean: cfg.imageMean, imageStd: cfg.imageStd, merge: cfg.merge }, tokenizer);
-  loadDecoderWeights(vlm.decoder, parseOnnx(await readFile(source, DECODER_FILE), DECODER_FILE));
-  const visionBytes = await readFile(source, VISION_FILE);
-  loadVisionWeights(vlm.vision, vlm.connector, parseOnnx(visionBytes, VISION_FILE));
+  const visionBytes = await loadPackageWeights(vlm, source);
   if ((options.vision ?? 'onnx') === 'onnx') vlm.onnxVision = await OnnxVision.create(visionBytes, vlm.cfg.vision.imageSize, options.executionProviders);
   else if (options.vision !== 'engine') throw new EdgeTuneError('INVALID_ARGUMENT', `vision must be 'onnx' or 'engine', got ${JSON.stringify(options.vision)}`);
   return vlm;

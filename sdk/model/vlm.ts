@@ -197,8 +197,7 @@ export class VLM {
     if (n >= this.cfg.decoder.maxPositions) throw new EdgeTuneError('TOO_LARGE', `the question is too long: ${n} rows leave no room in the model's ${this.cfg.decoder.maxPositions} positions`);
     const px = this.pixelValues(image);
     const g = await this.answerPixels(px, prompt, maxNewTokens, options);
-    const raw = this.tokenizer.decode(g.tokens, { skipSpecial: true });
-    const parsed = parseAnswer(raw, this.tokenizer.codec, { strict: false });
+    const { raw, parsed } = this.readAnswer(g.tokens);
     let found = parsed.boxes;
     if (found.length > 0 && views > 0) {
       // Boxes from shifted views (sdk/model/box_views.ts): each view's boxes moved back, then averaged.
@@ -206,13 +205,18 @@ export class VLM {
       const moved: LabeledBox[][] = [];
       for (const [dx, dy] of viewShifts(views, this.cfg.vision.patch)) {
         const v = await this.answerPixels(shiftPlanes(px, 3, size, size, dx, dy), prompt, maxNewTokens, options);
-        const boxes = parseAnswer(this.tokenizer.decode(v.tokens, { skipSpecial: true }), this.tokenizer.codec, { strict: false }).boxes;
-        moved.push(boxes.map((b) => ({ label: b.label, x0: b.x0 - dx / size, y0: b.y0 - dy / size, x1: b.x1 - dx / size, y1: b.y1 - dy / size })));
+        moved.push(this.readAnswer(v.tokens).parsed.boxes.map((b) => ({ label: b.label, x0: b.x0 - dx / size, y0: b.y0 - dy / size, x1: b.x1 - dx / size, y1: b.y1 - dy / size })));
       }
       found = averageBoxes(found, moved);
     }
     const boxes = found.map((b) => ({ label: b.label, x0: b.x0 * image.width, y0: b.y0 * image.height, x1: b.x1 * image.width, y1: b.y1 * image.height }));
     return { text: parsed.boxes.length > 0 ? parsed.text : raw, raw, boxes, tokens: g.tokens, logprob: g.logprobs.reduce((a, b) => a + b, 0) };
+  }
+
+  /** Generated tokens as text (special tokens dropped) and that text parsed for boxes (non-strict). */
+  private readAnswer(tokens: number[]) {
+    const raw = this.tokenizer.decode(tokens, { skipSpecial: true });
+    return { raw, parsed: parseAnswer(raw, this.tokenizer.codec, { strict: false }) };
   }
 
   /** Generates the answer to a prompt about one image's pixel values (the model's size, normalised). */

@@ -27,7 +27,7 @@ import { buildTokenizerJSON } from '../data/vocab.js';
 import { Tokenizer } from '../model/tokenizer.js';
 import { readBlobFiles, smokeVlmConfig, tinyVlmConfig, VLM, writeBlobFiles, type VlmConfig } from '../model/vlm.js';
 import { vlmBatch, VlmTrainer, type VlmBatch } from './vlm_trainer.js';
-import { savePackage } from '../model/package.js';
+import { loadPackageWeights, savePackage } from '../model/package.js';
 import type { LabelKernel } from '../kernels/grounding_labels.js';
 import type { Param } from '../nn/module.js';
 import type { Dense } from '../nn/dense.js';
@@ -91,7 +91,7 @@ export interface PretrainOptions {
   resume?: boolean;
   /**
    * Start at the locate phase with the weights of a trained model: a directory with weights.json
-   * (VLM.saveWeights) or a model package (VLM.load). The phase depends on the weights alone (a
+   * (VLM.saveWeights) or a model package (its ONNX files' weights). The phase depends on the weights alone (a
    * fresh optimizer state and region head), so this gives what a whole run gives from the model
    * it wrote at the end of its refine phase. Not with `resume`.
    */
@@ -453,11 +453,7 @@ export async function pretrain(rt: Runtime, o: PretrainOptions): Promise<Pretrai
     if (L === 0) throw new EdgeTuneError('INVALID_ARGUMENT', 'locateFrom needs a locate phase (locateSteps > 0)');
     dropEncoder();
     if (await exists(`${o.locateFrom}/weights.json`)) await vlm.loadWeights(o.locateFrom);
-    else {
-      const trained = await VLM.load(o.locateFrom, { runtime: rt, vision: 'engine' });
-      const { index, data } = await trained.exportWeights();
-      vlm.importWeights(index, data);
-    }
+    else await loadPackageWeights(vlm, o.locateFrom);
     locateTrainer();
     log(`starting the locate phase at step ${done()} from the weights of ${o.locateFrom}`);
   }
