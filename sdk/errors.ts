@@ -15,7 +15,8 @@ export type EdgeTuneErrorCode =
   | 'BAD_CONFIG'
   | 'UNKNOWN_FAMILY'
   | 'CORRUPT_ADAPTER'
-  | 'STORE_FAILED';
+  | 'STORE_FAILED'
+  | 'DESTROYED';
 
 export class EdgeTuneError extends Error {
   readonly code: EdgeTuneErrorCode;

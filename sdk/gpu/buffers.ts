@@ -57,6 +57,21 @@ export class BufferPool {
     list.push(buf);
   }
 
+  /** Destroys the free buffers (live ones stay): the GPU memory that released tensors held. Returns the bytes freed. */
+  trim(): number {
+    let freed = 0;
+    for (const list of this.free.values()) {
+      for (const b of list) {
+        this.owned.delete(b);
+        freed += b.size;
+        b.destroy();
+      }
+    }
+    this.free.clear();
+    this.allocatedBytes -= freed;
+    return freed;
+  }
+
   resetPeak(): void {
     this.peakBytes = this.liveBytes;
   }

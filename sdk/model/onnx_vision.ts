@@ -35,7 +35,10 @@ export class OnnxVision {
     } catch (cause) {
       throw new EdgeTuneError('BAD_ONNX', `onnxruntime-web cannot open vision_encoder.onnx: ${String((cause as Error)?.message ?? cause)}; re-export the model package`, { cause });
     }
-    if (!session.outputNames.includes('image_features')) throw new EdgeTuneError('BAD_ONNX', 'vision_encoder.onnx has no image_features output; re-export the model package');
+    if (!session.outputNames.includes('image_features')) {
+      await session.release();
+      throw new EdgeTuneError('BAD_ONNX', 'vision_encoder.onnx has no image_features output; re-export the model package');
+    }
     return new OnnxVision(o, session, imageSize);
   }
 

@@ -74,8 +74,14 @@ export async function loadPackage(rt: Runtime, source: string, options: Pick<Loa
   const tokenizer = Tokenizer.fromJSON(parseJson(await readFile(source, 'tokenizer.json'), 'tokenizer.json'));
   if (cfg.merge !== undefined && !(Number.isInteger(cfg.merge) && cfg.merge >= 1)) throw new EdgeTuneError('BAD_CONFIG', `config.json: merge must be a positive integer, got ${JSON.stringify(cfg.merge)}`);
   const vlm = new VLM(rt, { vision: cfg.vision, decoder: cfg.decoder, imageMean: cfg.imageMean, imageStd: cfg.imageStd, merge: cfg.merge }, tokenizer);
-  const visionBytes = await loadPackageWeights(vlm, source);
-  if ((options.vision ?? 'onnx') === 'onnx') vlm.onnxVision = await OnnxVision.create(visionBytes, vlm.cfg.vision.imageSize, options.executionProviders);
-  else if (options.vision !== 'engine') throw new EdgeTuneError('INVALID_ARGUMENT', `vision must be 'onnx' or 'engine', got ${JSON.stringify(options.vision)}`);
-  return vlm;
+  try {
+    const visionBytes = await loadPackageWeights(vlm, source);
+    if ((options.vision ?? 'onnx') === 'onnx') vlm.onnxVision = await OnnxVision.create(visionBytes, vlm.cfg.vision.imageSize, options.executionProviders);
+    else if (options.vision !== 'engine') throw new EdgeTuneError('INVALID_ARGUMENT', `vision must be 'onnx' or 'engine', got ${JSON.stringify(options.vision)}`);
+    return vlm;
+  } catch (e) {
+    // A package that fails to load leaves nothing on the GPU.
+    await vlm.destroy();
+    throw e;
+  }
 }

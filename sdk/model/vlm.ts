@@ -111,6 +111,9 @@ export class VLM {
   private readonly acts: Activations;
   /** Where ask() takes its image features from when set (VLM.load: vision_encoder.onnx on onnxruntime-web). */
   onnxVision: OnnxVision | null = null;
+  /** Set by VLM.load when it created the runtime: destroy() then destroys the runtime too. */
+  ownsRuntime = false;
+  private dead = false;
 
   constructor(rt: Runtime, cfg: VlmConfig, tokenizer?: Tokenizer, seed = 0) {
     this.rt = rt;
@@ -155,6 +158,36 @@ export class VLM {
     this.rt.device.queue.writeBuffer(table.buffer, this.tokenizer.locOffset * d * 4, rows);
   }
 
+  /** Whether destroy() ran: the model's buffers are gone and every call throws DESTROYED. */
+  get destroyed(): boolean {
+    return this.dead;
+  }
+
+  /** Throws DESTROYED once destroy() ran (trainers call it before recording a step). */
+  assertAlive(): void {
+    if (this.dead) throw new EdgeTuneError('DESTROYED', 'this model was destroyed (vlm.destroy()); load it again with VLM.load to use it');
+  }
+
+  /**
+   * Frees the model: its parameters, activations and caches go back to the runtime's pool, whose
+   * free buffers are then destroyed (rt.pool.trim()), and the onnxruntime-web session is released.
+   * A model that VLM.load gave its own runtime destroys that runtime. Afterwards every call throws
+   * DESTROYED; a second destroy() does nothing. Trainers made on the model cannot be used after it.
+   */
+  async destroy(): Promise<void> {
+    if (this.dead) return;
+    this.dead = true;
+    const session = this.onnxVision;
+    this.onnxVision = null;
+    this.vision.release();
+    this.connector.release();
+    this.decoder.release();
+    this.acts.clear();
+    if (this.ownsRuntime) this.rt.destroy();
+    else this.rt.pool.trim();
+    await session?.release();
+  }
+
   /** Image rows per sequence (the vision patches after the connector's merge). */
   get patches(): number {
     return this.connector.rowsPer(this.vision.patches);
@@ -162,6 +195,7 @@ export class VLM {
 
   /** Every parameter with its exported name. */
   params(): Param[] {
+    this.assertAlive();
     return [...this.vision.params('vision_model'), ...this.connector.params('multi_modal_projector'), ...this.decoder.params('language_model')];
   }
 
@@ -172,6 +206,7 @@ export class VLM {
 
   /** pixels (B, 3, H, W) → image rows (B·P/merge², d) in the decoder's width. */
   async encodeImages(batch: Batch, pixels: Tensor, images: number): Promise<Tensor> {
+    this.assertAlive();
     const feats = await this.vision.forward(batch, pixels);
     return this.connector.forward(batch, feats, images * this.vision.patches);
   }
@@ -188,6 +223,7 @@ export class VLM {
    * else from the engine's ViT.
    */
   async ask(input: ImageInput, question: string, options: AskOptions = {}): Promise<AskResult> {
+    this.assertAlive();
     const prompt = promptIds(this.tokenizer, question);
     const image = await readImage(input);
     const maxNewTokens = options.maxNewTokens ?? 48;
@@ -263,6 +299,7 @@ export class VLM {
 
   /** Writes exportWeights() into the parameters of this model (names and shapes must match). */
   importWeights(index: WeightsIndex, data: Float32Array): void {
+    this.assertAlive();
     if (index?.format !== 'edgetune-weights' || index.version !== 1) throw new EdgeTuneError('BAD_CONFIG', 'not an edgetune weights index (format edgetune-weights, version 1)');
     const byName = new Map(index.tensors.map((t) => [t.name, t]));
     for (const p of this.baseParams()) {
@@ -293,7 +330,17 @@ export class VLM {
   static async load(source: string, options: LoadOptions = {}): Promise<VLM> {
     const { loadPackage } = await import('./package.js');
     const { createRuntime } = await import('../gpu/runtime.js');
-    return loadPackage(options.runtime ?? (await createRuntime()), source, options);
+    if (options.runtime) return loadPackage(options.runtime, source, options);
+    // A runtime of its own: destroyed with the model, or at once when loading fails.
+    const rt = await createRuntime();
+    try {
+      const vlm = await loadPackage(rt, source, options);
+      vlm.ownsRuntime = true;
+      return vlm;
+    } catch (e) {
+      rt.destroy();
+      throw e;
+    }
   }
 
   /** Node: a model built from the config (and tokenizer) saved in `dir`, with its weights. */

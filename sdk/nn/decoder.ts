@@ -154,6 +154,8 @@ export class DecoderLayer implements Layer {
         }));
       });
     }
+    // A new MLP over the new projections; the old one's activations go back to the pool.
+    this.mlp.clear();
     this.mlp = this.makeMlp();
   }
 
@@ -214,6 +216,20 @@ export class DecoderLayer implements Layer {
   /** Generation: the n new rows per entry against the cache; returns y (B·n, d). */
   forwardCached(batch: Batch, x: Tensor, cache: KVCache, o: { batch: number; n: number; positions: Tensor; prefix?: number }): Promise<Tensor> {
     return this.block(batch, x, o.batch * o.n, o.positions, 'gen.', (q, k, v) => this.attn.forwardCached(batch, q, k, v, cache, this.index, { n: o.n, prefix: o.prefix }));
+  }
+
+  /** Frees the layer's activations, adapters and parameters. */
+  release(): void {
+    for (const name of [...ATTN_PROJ, ...MLP_PROJ]) {
+      const run = this.proj[name];
+      if (run instanceof AdapterProj) run.release();
+      this.base[name].release();
+    }
+    this.mlp.release();
+    for (const l of [this.inputNorm, this.postNorm, this.ropeQ, this.ropeK]) l.release();
+    this.attn.clear();
+    this.acts.clear();
+    this.saved = null;
   }
 }
 
@@ -307,5 +323,14 @@ export class LlamaDecoder implements Layer {
   newCache(batch: number, maxPositions = this.cfg.maxPositions): KVCache {
     const hd = this.cfg.dModel / this.cfg.heads;
     return new KVCache(this.rt, { layers: this.cfg.layers, batch, maxPositions, kvHeads: this.cfg.kvHeads, headDim: hd });
+  }
+
+  /** Frees every layer's activations, adapters and parameters, and the RoPE table. */
+  release(): void {
+    this.embed.release();
+    for (const l of this.layers) l.release();
+    this.norm.release();
+    this.lmHead.release();
+    this.rope.release();
   }
 }

@@ -105,10 +105,16 @@ abstract class Mlp implements Layer {
   abstract forward(batch: Batch, x: Tensor, m?: number): Promise<Tensor>;
   abstract backward(batch: Batch, dy: Tensor): Promise<Tensor>;
 
-  release(): void {
+  /** Frees the MLP's own activations and outputs; the projections stay. */
+  clear(): void {
     this.acts.clear();
     for (const t of this.held) t.release();
     this.held = [];
+  }
+
+  /** Frees the activations and the projections. */
+  release(): void {
+    this.clear();
     for (const [, lin] of this.proj) (lin as { release?: () => void }).release?.();
   }
 

@@ -148,6 +148,13 @@ export class VisionLayer implements Layer {
     await recordAdd(rt, batch, dx2.buffer, (await this.ln1.backward(batch, dh2)).buffer, dx.buffer, n);
     return dx;
   }
+
+  /** Frees the layer's activations and parameters. */
+  release(): void {
+    for (const l of [this.ln1, this.ln2, this.q, this.k, this.v, this.o, this.mlp]) l.release();
+    this.attn.clear();
+    this.acts.clear();
+  }
 }
 
 export class VisionEncoder implements Layer {
@@ -235,6 +242,16 @@ export class VisionEncoder implements Layer {
     const extra = this.skip ? { stage: this.cfg.stemSkip!, grad: await this.skip.backward(batch, d) } : undefined;
     await this.stem.backward(batch, dRows, extra);
   }
+
+  /** Frees the encoder's activations and parameters. */
+  release(): void {
+    this.stem?.release();
+    this.embed.release();
+    this.skip?.release();
+    for (const l of this.layers) l.release();
+    this.postNorm.release();
+    this.hiddenStates = [];
+  }
 }
 
 /**
@@ -303,5 +320,14 @@ export class Connector implements Layer {
     const dx = this.acts.get('dx', [patchRows, this.visionD]);
     await this.shuffle.gather(batch, dm, dx, patchRows, this.visionD, true);
     return dx;
+  }
+
+  /** Frees the connector's activations and parameters. */
+  release(): void {
+    this.fc1.release();
+    this.fc2.release();
+    this.shuffle.release();
+    this.acts.clear();
+    this.saved = null;
   }
 }

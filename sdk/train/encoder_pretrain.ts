@@ -85,6 +85,7 @@ export class EncoderTrainer {
   private readonly ownsHead: boolean;
 
   constructor(vlm: VLM, opts: EncoderTrainerOptions = {}) {
+    vlm.assertAlive();
     if (opts.head) checkRegionHead(vlm, opts.head);
     this.rt = vlm.rt;
     this.vlm = vlm;
@@ -121,6 +122,7 @@ export class EncoderTrainer {
 
   /** Records forward and loss (into `out`); with `backward`, the gradients of the encoder and the head. */
   private async record(batch: Batch, mb: EncoderBatch, out: Tensor, backward: boolean): Promise<void> {
+    this.vlm.assertAlive();
     this.check(mb);
     const v = this.vlm;
     const B = mb.batch, P = v.vision.patches, V = v.cfg.decoder.vocab, im = v.cfg.vision.imageSize;

@@ -198,6 +198,7 @@ export class VlmTrainer {
   private readonly bufs: Activations;
 
   constructor(vlm: VLM, opts: VlmTrainerOptions) {
+    vlm.assertAlive();
     if (opts.regionHead && opts.mode !== 'full') throw new EdgeTuneError('INVALID_ARGUMENT', 'a region head trains the vision encoder: it needs full mode');
     if (opts.regionHead) checkRegionHead(vlm, opts.regionHead);
     const frozen = frozenParams(vlm, opts);
@@ -222,6 +223,7 @@ export class VlmTrainer {
 
   private check(mb: VlmBatch): void {
     const v = this.vlm;
+    v.assertAlive();
     const B = mb.batch, S = mb.seq, T = B * S, P = v.patches;
     const per = 3 * v.cfg.vision.imageSize ** 2;
     if (mb.pixels.length !== B * per) throw new EdgeTuneError('SHAPE_MISMATCH', `${B} images of ${v.cfg.vision.imageSize}² need ${B * per} pixel values, got ${mb.pixels.length}`);
