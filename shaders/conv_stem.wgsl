@@ -19,9 +19,10 @@
 //   maxpool2_backward da (B·H·W, C): dy of the window at the element that is its maximum (the
 //                    first in (0,0), (0,1), (1,0), (1,1) order on ties, as the forward's choice),
 //                    0 elsewhere.
-// One invocation per output element, but for cols3x3 (one per output pixel and input channel: 9
-// columns) and maxpool2_backward (one per window: 4 elements). On CPU-emulated adapters each
-// invocation's index arithmetic costs about as much as its loads, so fewer, fatter ones win.
+// One invocation per output element, but for cols3x3 (one per output pixel and group of 4 input
+// channels: up to 36 columns), cols3x3_backward (one per input pixel and group of 4 channels) and
+// maxpool2_backward (one per window: 4 elements). On CPU-emulated adapters each invocation's index
+// arithmetic costs about as much as its loads, so fewer, fatter ones win.
 
 // H, W: the input map; S, P: the convolution's stride and leading padding; E: coordinate channels
 // (0 or 2); Kp: the columns' row pitch. The pooling entries ignore S, P, E and Kp.
@@ -39,37 +40,43 @@ fn tid(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid.x;
 }
 
-// (b, y, x, c) of element t of a rows-layout (B·H·W, C) map.
-fn elementOf(t: u32) -> vec4<u32> {
-  var r = t / prm.C;
-  let x = r % prm.W; r /= prm.W;
-  return vec4<u32>(r / prm.H, r % prm.H, x, t % prm.C);
-}
-
 // Offset of element (b, c, y, x) in the stage input.
 fn at(b: u32, c: u32, y: u32, x: u32) -> u32 {
   if (prm.nhwc == 0u) { return ((b * prm.C + c) * prm.H + y) * prm.W + x; }
   return ((b * prm.H + y) * prm.W + x) * prm.C + c;
 }
 
-// One invocation per (output pixel, input channel c'): its 9 columns c'·9 … c'·9 + 8, one input
-// address computation per tap instead of per column, and 9× fewer invocations. The last channel's
-// invocation also zeroes the row's pitch padding.
+// Channel groups of 4: one invocation per output pixel and group (channels 4g … 4g + 3 of C'),
+// so that its index arithmetic (the divisions that find b, y, x) and each tap's bounds test serve
+// up to 36 columns. The group holding channel C' − 1 also zeroes the row's pitch padding.
+fn groups(c: u32) -> u32 {
+  return (c + 3u) / 4u;
+}
+
+// Channel c' of input pixel (iy, ix): an input channel, or with E = 2 the column or row coordinate.
+fn inputAt(b: u32, c: u32, iy: u32, ix: u32) -> f32 {
+  if (c < prm.C) { return src[at(b, c, iy, ix)]; }
+  if (c == prm.C) { return f32(2u * ix + 1u) / f32(prm.W) - 1.0; }
+  return f32(2u * iy + 1u) / f32(prm.H) - 1.0;
+}
+
 @compute @workgroup_size(WG)
 fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
   let Cp = prm.C + prm.E;
+  let G = groups(Cp);
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
-  if (t >= prm.B * Ho * Wo * Cp) { return; }
-  let c = t % Cp;
-  var r = t / Cp;
+  if (t >= prm.B * Ho * Wo * G) { return; }
+  let g = t % G;
+  var r = t / G;
   let x = r % Wo; r /= Wo;
   let y = r % Ho;
   let b = r / Ho;
   let row = ((b * Ho + y) * Wo + x) * prm.Kp;
-  let base = row + c * 9u;
-  if (c + 1u == Cp) {
+  let c0 = 4u * g;
+  let n = min(4u, Cp - c0);
+  if (g + 1u == G) {
     for (var j = 9u * Cp; j < prm.Kp; j++) { dst[row + j] = 0.0; }
   }
   for (var ky = 0u; ky < 3u; ky++) {
@@ -79,28 +86,35 @@ fn cols3x3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let iy = sy - prm.P;
     for (var kx = 0u; kx < 3u; kx++) {
       let sx = prm.S * x + kx;
-      var v = 0.0;
-      if (rowIn && sx >= prm.P && sx - prm.P < prm.W) {
-        let ix = sx - prm.P;
-        if (c < prm.C) { v = src[at(b, c, iy, ix)]; }
-        else if (c == prm.C) { v = f32(2u * ix + 1u) / f32(prm.W) - 1.0; }
-        else { v = f32(2u * iy + 1u) / f32(prm.H) - 1.0; }
+      let inside = rowIn && sx >= prm.P && sx - prm.P < prm.W;
+      let ix = sx - prm.P;
+      let col = row + c0 * 9u + ky * 3u + kx;
+      for (var j = 0u; j < n; j++) {
+        var v = 0.0;
+        if (inside) { v = inputAt(b, c0 + j, iy, ix); }
+        dst[col + j * 9u] = v;
       }
-      dst[base + ky * 3u + kx] = v;
     }
   }
 }
 
+// One invocation per input pixel and group of 4 channels: each tap's window test once for the
+// group, and each channel's sum in the same order as one channel alone (ky, then kx).
 @compute @workgroup_size(WG)
 fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = tid(wid, nwg, lid);
-  let n = prm.B * prm.H * prm.W * prm.C;
-  if (t >= n) { return; }
-  let e = elementOf(t);
-  let b = e.x; let y = e.y; let x = e.z; let c = e.w;
+  let G = groups(prm.C);
+  if (t >= prm.B * prm.H * prm.W * G) { return; }
+  let g = t % G;
+  var r = t / G;
+  let x = r % prm.W; r /= prm.W;
+  let y = r % prm.H;
+  let b = r / prm.H;
+  let c0 = 4u * g;
+  let n = min(4u, prm.C - c0);
   let Ho = (prm.H - 1u) / prm.S + 1u;
   let Wo = (prm.W - 1u) / prm.S + 1u;
-  var s = 0.0;
+  var s = vec4<f32>(0.0);
   for (var ky = 0u; ky < 3u; ky++) {
     // The output row oy = (y − ky + P)/S must be whole and lie in [0, Ho).
     let oy1 = y + prm.P;
@@ -110,10 +124,14 @@ fn cols3x3_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
       let ox1 = x + prm.P;
       if (ox1 < kx || (ox1 - kx) % prm.S != 0u || (ox1 - kx) / prm.S >= Wo) { continue; }
       let ox = (ox1 - kx) / prm.S;
-      s += src[((b * Ho + oy) * Wo + ox) * prm.Kp + c * 9u + ky * 3u + kx];
+      let col = ((b * Ho + oy) * Wo + ox) * prm.Kp + c0 * 9u + ky * 3u + kx;
+      var v = vec4<f32>(0.0);
+      for (var j = 0u; j < n; j++) { v[j] = src[col + j * 9u]; }
+      s += v;
     }
   }
-  dst[t] = s;
+  let out = ((b * prm.H + y) * prm.W + x) * prm.C + c0;
+  for (var j = 0u; j < n; j++) { dst[out + j] = s[j]; }
 }
 
 // Elements of the pooled map (B·(H/2)·(W/2), C).

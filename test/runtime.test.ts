@@ -1,7 +1,7 @@
 // The runtime: adapter info, shared devices, device loss, compile errors that name
 // file:line, the pipeline cache and the batch recorder.
 import { describe, expect, test } from 'vitest';
-import { createRuntime, EdgeTuneError, Params, Tensor } from '../sdk/index.js';
+import { createRuntime, EdgeTuneError, Params, Tensor, type OpProfile } from '../sdk/index.js';
 import { testRuntime } from './helpers/runtime.js';
 
 describe('runtime', () => {
@@ -88,6 +88,53 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     // first: 2x + 0.5; second (first 3 only): 10y + 0.5
     expect(Array.from(await x.read())).toEqual([25.5, 45.5, 65.5, 8.5, 10.5]);
     x.release();
+  });
+
+  test('a profiled batch (rt.profiler) runs the same ops in order, reports each with its time, and runs onDone once', async () => {
+    const rt = await testRuntime();
+    const pipe = await rt.pipelines.get(good, 'main', { OFFSET: 0.5 });
+    const record = (x: Tensor, y: Tensor, done: () => void) => {
+      const b = rt.batch('profiled');
+      b.dispatch(pipe, new Params().u32(5).f32(2), [x.buffer], [1]);
+      b.copy(x.buffer, 0, y.buffer, 0, 12);
+      b.dispatch(pipe, new Params().u32(3).f32(10), [x.buffer], [1]);
+      b.clear(x.buffer, 16, 4);
+      b.onDone(done);
+      return b;
+    };
+    const run = async (profile: boolean) => {
+      const x = Tensor.from(rt, new Float32Array([1, 2, 3, 4, 5]), [5]), y = Tensor.zeros(rt, [5]);
+      const ops: OpProfile[] = [];
+      let done = 0;
+      rt.profiler = profile ? (op) => ops.push(op) : null;
+      try {
+        await record(x, y, () => done++).submit();
+      } finally {
+        rt.profiler = null;
+      }
+      const out = [Array.from(await x.read()), Array.from(await y.read())];
+      x.release();
+      y.release();
+      return { out, ops, done };
+    };
+    const plain = await run(false), profiled = await run(true);
+    expect(plain.out).toEqual([[25.5, 45.5, 65.5, 8.5, 0], [2.5, 4.5, 6.5, 0, 0]]);
+    expect(profiled.out).toEqual(plain.out);
+    expect(plain.ops).toEqual([]);
+    expect(profiled.ops.map((o) => o.kind)).toEqual(['dispatch', 'copy', 'dispatch', 'clear']);
+    expect(profiled.ops[0]!.label).toMatch(/^scale\.wgsl#main/);
+    expect(profiled.ops[0]!.groups).toEqual([1, 1, 1]);
+    for (const o of profiled.ops) expect(o.ms).toBeGreaterThanOrEqual(0);
+    expect([plain.done, profiled.done]).toEqual([1, 1]);
+    // A failing op still rejects as an EdgeTuneError when profiled.
+    rt.profiler = () => {};
+    try {
+      const bad = rt.batch('bad binding, profiled');
+      bad.dispatch(pipe, new Params().u32(1).f32(1), [], [1]);
+      await expect(bad.submit()).rejects.toMatchObject({ code: 'GPU_ERROR' });
+    } finally {
+      rt.profiler = null;
+    }
   });
 
   test('a compile error names the WGSL file and line', async () => {

@@ -60,6 +60,16 @@ interface Clear {
 
 const SLOT = 256;
 
+/** One op of a profiled batch (`rt.profiler`): its pipeline's label (shader#entry#defines) or 'copy' / 'clear', its grid, and the wall time of its own submit and wait. */
+export interface OpProfile {
+  kind: 'dispatch' | 'copy' | 'clear';
+  label: string;
+  groups?: [number, number, number];
+  ms: number;
+}
+
+export type OpProfiler = (op: OpProfile) => void;
+
 export class Batch {
   private readonly rt: Runtime;
   private readonly label: string | undefined;
@@ -104,19 +114,46 @@ export class Batch {
     return this;
   }
 
-  /** Encodes everything into one command encoder and submits it. */
+  /**
+   * Encodes everything into one command encoder and submits it. With a profiler on the runtime
+   * (`rt.profiler`), each op is encoded, submitted and waited for alone and reported with its time:
+   * the same work in the same order, so the same results, at the cost of a submit per op.
+   */
   submit(): Promise<void> {
     if (this.submitted) throw new EdgeTuneError('INVALID_ARGUMENT', 'a batch can be submitted once');
     this.submitted = true;
     this.rt.assertAlive();
+    const report = this.rt.profiler;
+    const done = report ? this.runEach(report) : this.run(this.ops);
+    const after = () => {
+      for (const fn of this.after) fn();
+    };
+    return done.then(after, (e: unknown) => {
+      after();
+      throw e;
+    });
+  }
+
+  private async runEach(report: OpProfiler): Promise<void> {
+    for (const o of this.ops) {
+      const t0 = performance.now();
+      await this.run([o]);
+      const ms = performance.now() - t0;
+      if (o.kind === 'dispatch') report({ kind: 'dispatch', label: o.pipeline.label, groups: o.groups, ms });
+      else report({ kind: o.kind, label: o.kind, ms });
+    }
+  }
+
+  /** Encodes `ops` into one command encoder (one compute pass per run of dispatches), submits it and waits. */
+  private run(ops: (Op | Copy | Clear)[]): Promise<void> {
     const device = this.rt.device;
-    const nParams = this.ops.filter((o) => o.kind === 'dispatch' && o.params).length;
+    const nParams = ops.filter((o) => o.kind === 'dispatch' && o.params).length;
     let arena: GPUBuffer | null = null;
     if (nParams > 0) {
       const host = new Uint8Array(nParams * SLOT);
       arena = device.createBuffer({ size: host.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'params' });
       let slot = 0;
-      for (const o of this.ops) if (o.kind === 'dispatch' && o.params) host.set(o.params, SLOT * slot++);
+      for (const o of ops) if (o.kind === 'dispatch' && o.params) host.set(o.params, SLOT * slot++);
       device.queue.writeBuffer(arena, 0, host);
     }
     device.pushErrorScope('out-of-memory');
@@ -124,7 +161,7 @@ export class Batch {
     const enc = device.createCommandEncoder({ label: this.label });
     let pass: GPUComputePassEncoder | null = null;
     let slot = 0;
-    for (const o of this.ops) {
+    for (const o of ops) {
       if (o.kind === 'dispatch') {
         const entries: GPUBindGroupEntry[] = [];
         if (o.params) entries.push({ binding: 0, resource: { buffer: arena!, offset: SLOT * slot++, size: o.params.byteLength } });
@@ -153,7 +190,6 @@ export class Batch {
     const label = this.label ?? 'batch';
     return this.rt.settle(Promise.all([validation, oom, device.queue.onSubmittedWorkDone()])).then(([v, o]) => {
       arena?.destroy();
-      for (const fn of this.after) fn();
       if (o) throw new EdgeTuneError('TOO_LARGE', `${label}: the GPU ran out of memory (${o.message}); use smaller batches or inputs`);
       if (v) throw new EdgeTuneError('GPU_ERROR', `${label}: WebGPU rejected the work: ${v.message}`);
     });

@@ -2,7 +2,7 @@
 import { EdgeTuneError } from '../errors.js';
 import { BufferPool } from './buffers.js';
 import { PipelineCache } from './pipelines.js';
-import { Batch } from './launch.js';
+import { Batch, type OpProfiler } from './launch.js';
 import { settle } from './wait.js';
 
 export interface RuntimeOptions {
@@ -49,6 +49,12 @@ export class Runtime {
   readonly dummy: GPUBuffer;
   /** Longest sleep between polls while waiting for the GPU (ms); 0: Dawn's own polling (RuntimeOptions.waitSliceMs). */
   readonly waitSliceMs: number;
+  /**
+   * When set, every batch submits and waits for its ops one at a time and reports each with its
+   * time (Batch.submit): where a step's time goes, kernel by kernel (`npm run bench -- profile`).
+   * Results are the same; the step is slower (a submit and a wait per op). null: off.
+   */
+  profiler: OpProfiler | null = null;
   private isLost = false;
 
   constructor(device: GPUDevice, adapter: AdapterSummary, waitSliceMs = 0) {

@@ -50,6 +50,11 @@ export function convInChannels(channels: number, step: ConvStep): number {
 
 const SAME: ConvStep = { stride: 1, pad: 1 };
 
+/** The column kernels' invocations per pixel: one per group of 4 channels. */
+function channelGroups(channels: number): number {
+  return Math.ceil(channels / 4);
+}
+
 /**
  * The row pitch that lets a matmul read K columns as vec4s: K rounded up to a multiple of 4 (the
  * tiny stem's first stage has 27 columns; a matmul over rows of 27 runs its bounds-checked scalar
@@ -99,7 +104,7 @@ export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: Ma
   const rows = outRows(d, step.stride);
   expectFloats('conv input', x, n);
   expectFloats('conv columns', cols, kp * rows);
-  return launch(rt, batch, 'cols3x3', d, layout, convInChannels(d.channels, step) * rows, [x, cols], step, kp);
+  return launch(rt, batch, 'cols3x3', d, layout, channelGroups(convInChannels(d.channels, step)) * rows, [x, cols], step, kp);
 }
 
 /**
@@ -112,7 +117,7 @@ export function recordConvColsBackward(rt: Runtime, batch: Batch, d: MapDims, dc
   const kp = pitchOf(d, step, pitch);
   expectFloats('conv column gradient', dcols, kp * outRows(d, step.stride));
   expectFloats('conv input gradient', dx, n);
-  return launch(rt, batch, 'cols3x3_backward', d, 'rows', n, [dcols, dx], step, kp);
+  return launch(rt, batch, 'cols3x3_backward', d, 'rows', (n / d.channels) * channelGroups(d.channels), [dcols, dx], step, kp);
 }
 
 function pooled(d: MapDims): number {
