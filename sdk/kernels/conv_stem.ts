@@ -50,7 +50,7 @@ export function convInChannels(channels: number, step: ConvStep): number {
 
 const SAME: ConvStep = { stride: 1, pad: 1 };
 
-/** The column kernels' invocations per pixel: one per group of 4 channels. */
+/** cols3x3_backward's invocations per pixel: one per group of 4 channels. */
 function channelGroups(channels: number): number {
   return Math.ceil(channels / 4);
 }
@@ -104,7 +104,7 @@ export function recordConvCols(rt: Runtime, batch: Batch, d: MapDims, layout: Ma
   const rows = outRows(d, step.stride);
   expectFloats('conv input', x, n);
   expectFloats('conv columns', cols, kp * rows);
-  return launch(rt, batch, 'cols3x3', d, layout, channelGroups(convInChannels(d.channels, step)) * rows, [x, cols], step, kp);
+  return launch(rt, batch, 'cols3x3', d, layout, convInChannels(d.channels, step) * rows, [x, cols], step, kp);
 }
 
 /**

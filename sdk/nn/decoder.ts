@@ -225,7 +225,8 @@ export class DecoderLayer implements Layer {
       if (run instanceof AdapterProj) run.release();
       this.base[name].release();
     }
-    this.mlp.release();
+    // The MLP's projections are this.proj's, released above: its own activations remain.
+    this.mlp.clear();
     for (const l of [this.inputNorm, this.postNorm, this.ropeQ, this.ropeK]) l.release();
     this.attn.clear();
     this.acts.clear();
