@@ -5,14 +5,12 @@
 // of an early (easy scenes) and a late (whole world) batch. Medians of `reps` runs after one.
 import * as et from '../dist/edgetune.js';
 import { timeIt } from './_time.mjs';
+import { B, tinyPretrainSetup } from './_pretrain.mjs';
 
 export default async function (rt, args) {
   const reps = Number(args[0] ?? 3);
-  const tok = et.Tokenizer.fromJSON(et.buildTokenizerJSON());
-  const vlm = new et.VLM(rt, et.tinyVlmConfig(tok.vocabSize), tok, 0);
-  const B = 16;
-  const head = et.regionHead(vlm, 0);
-  const enc = new et.EncoderTrainer(vlm, { lr: 1e-3, head });
+  const { vlm, head, encoderTrainer, vlmTrainer } = tinyPretrainSetup(rt);
+  const enc = encoderTrainer();
   const eb = et.encoderBatch(vlm, 1, B);
   const im = vlm.cfg.vision.imageSize;
   const pixels = et.Tensor.from(rt, eb.pixels, [B, 3, im, im]);
@@ -28,7 +26,7 @@ export default async function (rt, args) {
   const encMs = await timeIt(() => enc.trainStep(eb), { reps });
   console.log(`encoder phase: ${encMs.toFixed(0)} ms/step (${B} images: vision forward + backward, region head, AdamW)`);
   enc.destroy();
-  const tr = new et.VlmTrainer(vlm, { mode: 'full', lr: 1e-3, grounding: et.PRETRAIN_GROUNDING, regionHead: head });
+  const tr = vlmTrainer();
   const out = et.Tensor.empty(rt, [4]);
   for (const [what, t, easy] of [['easy scenes', 300, true], ['whole world', 1400, false]]) {
     const mb = et.pretrainBatch(vlm, t, B, et.PRETRAIN_MIX, () => easy);

@@ -5,21 +5,19 @@
 // submit and a wait per op), then the ops' time per kernel (shader#entry, defines left out) and
 // per kernel and grid, largest first, as a mean over `steps` steps (default 3) after two.
 import * as et from '../dist/edgetune.js';
+import { B, tinyPretrainSetup } from './_pretrain.mjs';
 
 export default async function (rt, args) {
   const which = args[0] ?? 'locate';
   const steps = Number(args[1] ?? 3);
   if (!['encoder', 'vlm', 'locate'].includes(which) || !(steps >= 1)) throw new Error('usage: npm run bench -- profile [encoder|vlm|locate] [steps]');
-  const tok = et.Tokenizer.fromJSON(et.buildTokenizerJSON());
-  const vlm = new et.VLM(rt, et.tinyVlmConfig(tok.vocabSize), tok, 0);
-  const B = 16;
-  const head = et.regionHead(vlm, 0);
+  const { vlm, head, encoderTrainer, vlmTrainer } = tinyPretrainSetup(rt);
   let step, trainer;
   if (which === 'encoder') {
-    trainer = new et.EncoderTrainer(vlm, { lr: 1e-3, head });
+    trainer = encoderTrainer();
     step = (i) => trainer.trainStep(et.encoderBatch(vlm, i, B));
   } else {
-    trainer = new et.VlmTrainer(vlm, { mode: 'full', lr: 1e-3, grounding: et.PRETRAIN_GROUNDING, regionHead: head });
+    trainer = vlmTrainer();
     const mix = which === 'locate' ? et.PRETRAIN_LOCATE_MIX : et.PRETRAIN_MIX;
     step = (i) => trainer.trainStep(et.pretrainBatch(vlm, 2000 + i, B, mix, () => false));
   }
