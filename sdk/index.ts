@@ -5,7 +5,7 @@ export { Batch, Params, type OpProfile, type OpProfiler } from './gpu/launch.js'
 export { PipelineCache, type Shader } from './gpu/pipelines.js';
 export { BufferPool } from './gpu/buffers.js';
 export { Tensor, type DType } from './gpu/tensor.js';
-export { recordMatmul, type MatmulArgs } from './kernels/matmul.js';
+export { directSplit, recordMatmul, type MatmulArgs } from './kernels/matmul.js';
 export * as ops from './ops.js';
 export { recordLoss, lossSchedule, type LossSchedule, IGNORE_INDEX, SOFT_TARGET, logitsBytes, type LossArgs, type SoftTable, type GemH } from './kernels/loss.js';
 export { recordGroundingLabels, labelAnchors, checkLabelKernel, type GroundingLabelsArgs, type LabelKernel } from './kernels/grounding_labels.js';

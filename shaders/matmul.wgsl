@@ -10,17 +10,20 @@
 // Two schedules share the loaders and the epilogue:
 //   matmul_tiled   64×64 output tile per 16×16 workgroup, 4×4 per thread, K staged through
 //                  workgroup memory 16 at a time (the schedule for real GPUs);
-//   matmul_direct  (+ matmul_direct_edge for the borders) 16×16 per thread as mat4x4
-//                  products of vec4 quads read straight from memory, no workgroup memory and
-//                  no barriers: the schedule for CPU-emulated adapters (SwiftShader), where
-//                  every load is a per-lane gather, workgroup memory is slower still and a
-//                  barrier switches coroutines, so the most multiply-adds per load wins.
+//   matmul_direct  16×16 per thread as mat4x4 products of vec4 quads read straight from
+//                  memory, no workgroup memory and no barriers, and 4×4 per thread with
+//                  bounds-checked loads on the borders, in one dispatch: the schedule for
+//                  CPU-emulated adapters (SwiftShader), where every load is a per-lane gather,
+//                  workgroup memory is slower still and a barrier switches coroutines, so the
+//                  most multiply-adds per load wins.
 
+// fastM … lanes: the direct schedule's split of C (see matmul_direct).
 struct Params {
   M: u32, N: u32, K: u32, _pad0: u32,
-  fastM: u32, fastN: u32, _pad2: u32, _pad3: u32,
+  fastM: u32, fastN: u32, tilesIn: u32, tilesInN: u32,
   strideA: u32, strideB: u32, strideC: u32, _pad1: u32,
   offA: u32, offB: u32, offC: u32, alpha: f32,
+  tilesBottom: u32, tilesBottomN: u32, lanes: u32, _pad4: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -141,8 +144,9 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
 // matmul_direct: each thread owns a 16×16 block of C as 16 mat4x4 accumulators (acc_rc's
 // column i is C[m0+4r+i][n0+4c .. +3]). Per step of 4 k it loads 4 Am_r (column i =
 // op(A)[m0+4r+i][k..k+3]) and 4 Bm_c (column j = op(B)[k+j][n0+4c..]), 32 vec4 loads, and
-// does acc_rc += Bm_c · Am_r: 1024 multiply-adds. It covers the interior [0,M16)×[0,N16)
-// of aligned operands with unchecked loads; matmul_direct_edge covers the rest.
+// does acc_rc += Bm_c · Am_r: 1024 multiply-adds (directBlock: the interior [0,M16)×[0,N16)
+// of aligned operands, unchecked loads). edgeBlock does the same per 4×4 block with checked
+// loads (the rest of C).
 fn amatFast(base: u32, m: u32, k: u32) -> mat4x4<f32> {
   if (TRANS_A) {
     let e = (base + k * p.M + m) >> 2u;
@@ -177,12 +181,8 @@ fn bAt(base: u32, k: u32, n: u32) -> f32 {
   return B[i >> 2u][i & 3u];
 }
 
-@compute @workgroup_size(4, 4, 1)
-fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let b = gid.z;
-  let m0 = gid.y * 16u;
-  let n0 = gid.x * 16u;
-  if (m0 + 16u > p.M || n0 + 16u > p.N) { return; }
+// The 16×16 block of C at (m0, n0), inside the interior.
+fn directBlock(b: u32, m0: u32, n0: u32) {
   let ba = p.offA + b * p.strideA;
   let bb = p.offB + b * p.strideB;
   var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>(); var c03 = mat4x4<f32>();
@@ -226,14 +226,8 @@ fn outer(bv: vec4<f32>, av: vec4<f32>) -> mat4x4<f32> {
   return mat4x4<f32>(av.x * bv, av.y * bv, av.z * bv, av.w * bv);
 }
 
-// matmul_direct_edge: 4×4 per thread with bounds-checked loads, for the blocks that
-// matmul_direct does not cover (p.fastM × p.fastN is the interior it did; 0×0 if none).
-@compute @workgroup_size(8, 8, 1)
-fn matmul_direct_edge(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let b = gid.z;
-  let m0 = gid.y * 4u;
-  let n0 = gid.x * 4u;
-  if (m0 >= p.M || n0 >= p.N || (m0 < p.fastM && n0 < p.fastN)) { return; }
+// The 4×4 block of C at (m0, n0) with bounds-checked loads (a border block).
+fn edgeBlock(b: u32, m0: u32, n0: u32) {
   var acc = mat4x4<f32>();
   for (var k = 0u; k < p.K; k += 4u) {
     var Am: mat4x4<f32>;
@@ -251,4 +245,45 @@ fn matmul_direct_edge(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc += Bm * Am;
   }
   store4x4(b, m0, n0, acc);
+}
+
+// matmul_direct: C in three parts, one run of workgroups each (x·y flat, batch z), each
+// workgroup 4×4 threads, 4 consecutive of which (along x) an emulated adapter runs as one SIMD
+// group, so `lanes` says per part whether x runs along M (bit 0: interior, 1: bottom, 2: right):
+//   the interior [0, fastM) × [0, fastN) (aligned operands, else empty): tilesIn tiles of 64×64,
+//     tilesInN per row of tiles, a 16×16 block per thread (directBlock);
+//   the bottom rows [fastM, M) × [0, N): tilesBottom tiles of 16×16, tilesBottomN per row, a
+//     4×4 block per thread (edgeBlock);
+//   the right columns [0, fastM) × [fastN, N): the remaining workgroups, 16×16 tiles down them.
+// Every element of C is summed over k in the same order whichever part and lane computes it.
+@compute @workgroup_size(4, 4, 1)
+fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = wid.z;
+  var t = wid.y * nwg.x + wid.x;
+  if (t < p.tilesIn) {
+    let i = select(lid.y, lid.x, (p.lanes & 1u) != 0u);
+    let j = select(lid.x, lid.y, (p.lanes & 1u) != 0u);
+    let m0 = (t / p.tilesInN) * 64u + i * 16u;
+    let n0 = (t % p.tilesInN) * 64u + j * 16u;
+    if (m0 < p.fastM && n0 < p.fastN) { directBlock(b, m0, n0); }
+    return;
+  }
+  t -= p.tilesIn;
+  var m0: u32;
+  var n0: u32;
+  if (t < p.tilesBottom) {
+    let i = select(lid.y, lid.x, (p.lanes & 2u) != 0u);
+    let j = select(lid.x, lid.y, (p.lanes & 2u) != 0u);
+    m0 = p.fastM + (t / p.tilesBottomN) * 16u + i * 4u;
+    n0 = (t % p.tilesBottomN) * 16u + j * 4u;
+  } else {
+    t -= p.tilesBottom;
+    let i = select(lid.y, lid.x, (p.lanes & 4u) != 0u);
+    let j = select(lid.x, lid.y, (p.lanes & 4u) != 0u);
+    m0 = t * 16u + i * 4u;
+    n0 = p.fastN + j * 4u;
+    if (m0 >= p.fastM) { return; }
+  }
+  if (m0 < p.M && n0 < p.N) { edgeBlock(b, m0, n0); }
 }

@@ -1,7 +1,7 @@
 // ops.matmul against a float64 CPU reference: ragged shapes, batches, every transpose
 // variant, bias, both schedules; and the bad-argument errors.
 import { describe, expect, test } from 'vitest';
-import { EdgeTuneError, ops } from '../sdk/index.js';
+import { directSplit, EdgeTuneError, ops } from '../sdk/index.js';
 import { matmulRef, randn, relError } from './helpers/reference.js';
 import { testRuntime } from './helpers/runtime.js';
 
@@ -51,6 +51,31 @@ describe('matmul schedules agree with the reference', () => {
     for (const [m, k, n, nb] of few) {
       for (const v of VARIANTS) {
         test(`${schedule} ${nb ? `${nb}×` : ''}${m}×${k}×${n} ${v.transA ? 'Aᵀ' : 'A'}${v.transB ? 'Bᵀ' : 'B'}`, () => check(m, k, n, { ...v, batch: nb, schedule }));
+      }
+    }
+  }
+});
+
+describe('direct schedule: interior, bottom rows and right columns, SIMD lanes along M or N', () => {
+  // m×n products whose parts (directSplit) put their lanes each way: k = 12 takes the aligned
+  // interior with every variant, k = 9 only with transA and transB (otherwise all checked blocks).
+  const SPLIT: [number, number][] = [[200, 20], [20, 200], [79, 18], [260, 79], [130, 8], [8, 130], [70, 81]];
+  test('the cases cover each part with its lanes both ways', () => {
+    const seen = new Set<string>();
+    for (const [m, n] of SPLIT) {
+      const d = directSplit(m, n, true);
+      const right = d.workgroups - d.tilesIn - d.tilesBottom;
+      if (d.tilesIn) seen.add(`interior ${d.lanes & 1}`);
+      if (d.tilesBottom) seen.add(`bottom ${d.lanes & 2}`);
+      if (right) seen.add(`right ${d.lanes & 4}`);
+      expect(d.tilesIn * 64 * 64 + d.tilesBottom * 16 * 16 + right * 16 * 16).toBeGreaterThanOrEqual(m * n);
+    }
+    expect([...seen].sort()).toEqual(['bottom 0', 'bottom 2', 'interior 0', 'interior 1', 'right 0', 'right 4']);
+  });
+  for (const [m, n] of SPLIT) {
+    for (const k of [12, 9]) {
+      for (const v of VARIANTS) {
+        test(`direct ${m}×${k}×${n} ${v.transA ? 'Aᵀ' : 'A'}${v.transB ? 'Bᵀ' : 'B'}`, () => check(m, k, n, { ...v, schedule: 'direct' }));
       }
     }
   }

@@ -3,6 +3,7 @@ import shader from '../../shaders/matmul.wgsl';
 import { EdgeTuneError } from '../errors.js';
 import type { Runtime } from '../gpu/runtime.js';
 import { Params, type Batch } from '../gpu/launch.js';
+import { grid2d } from './grid.js';
 
 export type MatmulSchedule = 'tiled' | 'direct' | 'auto';
 
@@ -41,6 +42,16 @@ export function pickSchedule(rt: Runtime, s: MatmulSchedule | undefined): 'tiled
   return rt.adapter.software ? 'direct' : 'tiled';
 }
 
+/**
+ * Whether the direct schedule's lanes (4 consecutive threads along the grid's x, one SIMD group
+ * on an emulated adapter) should run along M: when more of them would have a block to compute
+ * there than along N. `bm`, `bn`: thread blocks along M and N.
+ */
+export function lanesAlongM(bm: number, bn: number): boolean {
+  const busy = (blocks: number) => blocks / (4 * Math.ceil(blocks / 4));
+  return busy(bm) > busy(bn);
+}
+
 export async function recordMatmul(rt: Runtime, batch: Batch, args: MatmulArgs): Promise<void> {
   const { m, n, k } = args;
   const nb = args.batch ?? 1;
@@ -68,26 +79,51 @@ export async function recordMatmul(rt: Runtime, batch: Batch, args: MatmulArgs):
     throw new EdgeTuneError('TOO_LARGE', `matmul batch of ${nb} exceeds ${rt.limits.maxComputeWorkgroupsPerDimension}; split it`);
   }
   const buffers = [args.a, args.b, args.c, args.bias ?? rt.dummy];
-  const params = (fastM: number, fastN: number) => new Params()
+  const params = (d?: DirectSplit) => new Params()
     .u32(m).u32(n).u32(k).u32(0)
-    .u32(fastM).u32(fastN).u32(0).u32(0)
+    .u32(d?.fastM ?? 0).u32(d?.fastN ?? 0).u32(d?.tilesIn ?? 0).u32(d?.tilesInN ?? 1)
     .u32(strideA).u32(strideB).u32(strideC).u32(0)
-    .u32(offA).u32(offB).u32(offC).f32(args.alpha ?? 1);
+    .u32(offA).u32(offB).u32(offC).f32(args.alpha ?? 1)
+    .u32(d?.tilesBottom ?? 0).u32(d?.tilesBottomN ?? 1).u32(d?.lanes ?? 0).u32(0);
   if (schedule === 'tiled') {
     const pipeline = await rt.pipelines.get(shader, 'matmul_tiled', defines);
-    batch.dispatch(pipeline, params(0, 0), buffers, [Math.ceil(n / 64), Math.ceil(m / 64), nb]);
+    batch.dispatch(pipeline, params(), buffers, [Math.ceil(n / 64), Math.ceil(m / 64), nb]);
     return;
   }
-  // direct: unchecked 16×16 blocks over the aligned interior, checked 4×4 blocks elsewhere.
-  const fast = defines.VEC_A && defines.VEC_B;
+  const d = directSplit(m, n, defines.VEC_A && defines.VEC_B);
+  const pipeline = await rt.pipelines.get(shader, 'matmul_direct', defines);
+  batch.dispatch(pipeline, params(d), buffers, [...grid2d(rt, d.workgroups), nb]);
+}
+
+/** How matmul_direct splits C: the interior, the bottom rows and the right columns (see the shader). */
+interface DirectSplit {
+  fastM: number;
+  fastN: number;
+  tilesIn: number;
+  tilesInN: number;
+  tilesBottom: number;
+  tilesBottomN: number;
+  /** Bit 0, 1, 2: the interior's, the bottom's, the right's SIMD lanes run along M (lanesAlongM). */
+  lanes: number;
+  workgroups: number;
+}
+
+/** The direct schedule's split of an m×n product: unchecked 16×16 blocks over the aligned interior (`fast`), checked 4×4 blocks elsewhere. */
+export function directSplit(m: number, n: number, fast: boolean): DirectSplit {
   const fastM = fast ? m - (m % 16) : 0;
-  const fastN = fast ? n - (n % 16) : 0;
-  if (fastM > 0 && fastN > 0) {
-    const pipeline = await rt.pipelines.get(shader, 'matmul_direct', defines);
-    batch.dispatch(pipeline, params(fastM, fastN), buffers, [Math.ceil(fastN / 64), Math.ceil(fastM / 64), nb]);
-  }
-  if (fastM < m || fastN < n) {
-    const pipeline = await rt.pipelines.get(shader, 'matmul_direct_edge', defines);
-    batch.dispatch(pipeline, params(fastM, fastN), buffers, [Math.ceil(n / 32), Math.ceil(m / 32), nb]);
-  }
+  const fastN = fast && fastM > 0 ? n - (n % 16) : 0;
+  const interior = fastM > 0 && fastN > 0;
+  const tilesIn = interior ? Math.ceil(fastM / 64) * Math.ceil(fastN / 64) : 0;
+  const tilesInN = interior ? Math.ceil(fastN / 64) : 1;
+  const rowsB = interior ? m - fastM : m;
+  const tilesBottomN = Math.ceil(n / 16);
+  const tilesBottom = rowsB > 0 ? Math.ceil(rowsB / 16) * tilesBottomN : 0;
+  const tilesRight = interior && fastN < n ? fastM / 16 : 0;
+  const lanes = (tilesIn > 0 && lanesAlongM(fastM / 16, fastN / 16) ? 1 : 0)
+    | (tilesBottom > 0 && lanesAlongM(Math.ceil(rowsB / 4), Math.ceil(n / 4)) ? 2 : 0)
+    | (tilesRight > 0 && lanesAlongM(fastM / 4, Math.ceil((n - fastN) / 4)) ? 4 : 0);
+  return {
+    fastM: interior ? fastM : 0, fastN: interior ? fastN : 0, tilesIn, tilesInN, tilesBottom, tilesBottomN, lanes,
+    workgroups: tilesIn + tilesBottom + tilesRight,
+  };
 }
