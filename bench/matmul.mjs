@@ -8,6 +8,8 @@ const SHAPES = [
   [512, 512, 512],
   [1024, 1024, 1024],
   [1024, 1024, 64],
+  // the tiny VLM's first stem stage at pretraining's batch: 65,536 pixels × 28 columns → 16 channels
+  [65536, 28, 16],
 ];
 
 export default async function (rt) {
