@@ -256,16 +256,22 @@ fn edgeBlock(b: u32, m0: u32, n0: u32) {
 //     4×4 block per thread (edgeBlock);
 //   the right columns [0, fastM) × [fastN, N): the remaining workgroups, 16×16 tiles down them.
 // Every element of C is summed over k in the same order whichever part and lane computes it.
+// The thread's (row, column) of blocks in its workgroup's tile: x along M when bit `part` of
+// p.lanes is set, else along N.
+fn laneBlock(lid: vec3<u32>, part: u32) -> vec2<u32> {
+  if ((p.lanes & part) != 0u) { return lid.xy; }
+  return lid.yx;
+}
+
 @compute @workgroup_size(4, 4, 1)
 fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
   let b = wid.z;
   var t = wid.y * nwg.x + wid.x;
   if (t < p.tilesIn) {
-    let i = select(lid.y, lid.x, (p.lanes & 1u) != 0u);
-    let j = select(lid.x, lid.y, (p.lanes & 1u) != 0u);
-    let m0 = (t / p.tilesInN) * 64u + i * 16u;
-    let n0 = (t % p.tilesInN) * 64u + j * 16u;
+    let ij = laneBlock(lid, 1u);
+    let m0 = (t / p.tilesInN) * 64u + ij.x * 16u;
+    let n0 = (t % p.tilesInN) * 64u + ij.y * 16u;
     if (m0 < p.fastM && n0 < p.fastN) { directBlock(b, m0, n0); }
     return;
   }
@@ -273,16 +279,13 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   var m0: u32;
   var n0: u32;
   if (t < p.tilesBottom) {
-    let i = select(lid.y, lid.x, (p.lanes & 2u) != 0u);
-    let j = select(lid.x, lid.y, (p.lanes & 2u) != 0u);
-    m0 = p.fastM + (t / p.tilesBottomN) * 16u + i * 4u;
-    n0 = (t % p.tilesBottomN) * 16u + j * 4u;
+    let ij = laneBlock(lid, 2u);
+    m0 = p.fastM + (t / p.tilesBottomN) * 16u + ij.x * 4u;
+    n0 = (t % p.tilesBottomN) * 16u + ij.y * 4u;
   } else {
-    t -= p.tilesBottom;
-    let i = select(lid.y, lid.x, (p.lanes & 4u) != 0u);
-    let j = select(lid.x, lid.y, (p.lanes & 4u) != 0u);
-    m0 = t * 16u + i * 4u;
-    n0 = p.fastN + j * 4u;
+    let ij = laneBlock(lid, 4u);
+    m0 = (t - p.tilesBottom) * 16u + ij.x * 4u;
+    n0 = p.fastN + ij.y * 4u;
     if (m0 >= p.fastM) { return; }
   }
   if (m0 < p.M && n0 < p.N) { edgeBlock(b, m0, n0); }

@@ -58,7 +58,8 @@ describe('matmul schedules agree with the reference', () => {
 
 describe('direct schedule: interior, bottom rows and right columns, SIMD lanes along M or N', () => {
   // m×n products whose parts (directSplit) put their lanes each way: k = 12 takes the aligned
-  // interior with every variant, k = 9 only with transA and transB (otherwise all checked blocks).
+  // interior with every variant, k = 9 only as Aᵀ·B with m and n multiples of 4 (otherwise all
+  // checked blocks).
   const SPLIT: [number, number][] = [[200, 20], [20, 200], [79, 18], [260, 79], [130, 8], [8, 130], [70, 81]];
   test('the cases cover each part with its lanes both ways', () => {
     const seen = new Set<string>();

@@ -47,7 +47,7 @@ export function pickSchedule(rt: Runtime, s: MatmulSchedule | undefined): 'tiled
  * on an emulated adapter) should run along M: when more of them would have a block to compute
  * there than along N. `bm`, `bn`: thread blocks along M and N.
  */
-export function lanesAlongM(bm: number, bn: number): boolean {
+function lanesAlongM(bm: number, bn: number): boolean {
   const busy = (blocks: number) => blocks / (4 * Math.ceil(blocks / 4));
   return busy(bm) > busy(bn);
 }
@@ -110,20 +110,17 @@ interface DirectSplit {
 
 /** The direct schedule's split of an m×n product: unchecked 16×16 blocks over the aligned interior (`fast`), checked 4×4 blocks elsewhere. */
 export function directSplit(m: number, n: number, fast: boolean): DirectSplit {
-  const fastM = fast ? m - (m % 16) : 0;
-  const fastN = fast && fastM > 0 ? n - (n % 16) : 0;
-  const interior = fastM > 0 && fastN > 0;
-  const tilesIn = interior ? Math.ceil(fastM / 64) * Math.ceil(fastN / 64) : 0;
-  const tilesInN = interior ? Math.ceil(fastN / 64) : 1;
-  const rowsB = interior ? m - fastM : m;
+  let fastM = fast ? m - (m % 16) : 0;
+  let fastN = fast ? n - (n % 16) : 0;
+  if (fastM === 0 || fastN === 0) fastM = fastN = 0;
+  const tilesIn = Math.ceil(fastM / 64) * Math.ceil(fastN / 64);
+  const tilesInN = Math.max(1, Math.ceil(fastN / 64));
+  const rowsB = m - fastM;
   const tilesBottomN = Math.ceil(n / 16);
-  const tilesBottom = rowsB > 0 ? Math.ceil(rowsB / 16) * tilesBottomN : 0;
-  const tilesRight = interior && fastN < n ? fastM / 16 : 0;
+  const tilesBottom = Math.ceil(rowsB / 16) * tilesBottomN;
+  const tilesRight = fastN < n ? fastM / 16 : 0;
   const lanes = (tilesIn > 0 && lanesAlongM(fastM / 16, fastN / 16) ? 1 : 0)
     | (tilesBottom > 0 && lanesAlongM(Math.ceil(rowsB / 4), Math.ceil(n / 4)) ? 2 : 0)
     | (tilesRight > 0 && lanesAlongM(fastM / 4, Math.ceil((n - fastN) / 4)) ? 4 : 0);
-  return {
-    fastM: interior ? fastM : 0, fastN: interior ? fastN : 0, tilesIn, tilesInN, tilesBottom, tilesBottomN, lanes,
-    workgroups: tilesIn + tilesBottom + tilesRight,
-  };
+  return { fastM, fastN, tilesIn, tilesInN, tilesBottom, tilesBottomN, lanes, workgroups: tilesIn + tilesBottom + tilesRight };
 }
